@@ -1,0 +1,1 @@
+"""rendercost.admission: accept or refuse before anything is queued."""

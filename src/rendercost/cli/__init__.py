@@ -1,0 +1,45 @@
+"""The ``rendercost`` command: one Typer app; each sub-module registers its own commands.
+
+Global options (before the command): ``--config FILE`` and ``--data-dir DIR``. Any RenderCostError or
+bad input ends the command with exit code 2 and one readable line on stderr.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from rendercost.cli import batch, models, render, worker
+from rendercost.cli.common import CliState
+
+app = typer.Typer(
+    name="rendercost",
+    help="A text-to-image server that knows what every render costs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _global_options(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="TOML settings file (or RENDERCOST_CONFIG).")
+    ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option("--data-dir", help="Models, database, artifacts (or RENDERCOST_DATA_DIR)."),
+    ] = None,
+) -> None:
+    ctx.obj = CliState(config=config, data_dir=data_dir)
+
+
+for _module in (render, models, batch, worker):
+    _module.register(app)
+
+
+def main() -> None:
+    app()

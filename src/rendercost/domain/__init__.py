@@ -1,0 +1,1 @@
+"""Pure types shared by every layer. Imports nothing from rendercost except ``errors``."""

@@ -1,0 +1,1 @@
+"""rendercost.ledger."""

@@ -1,0 +1,1 @@
+"""rendercost.llm_gateway."""

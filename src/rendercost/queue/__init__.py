@@ -1,0 +1,1 @@
+"""Durable jobs: the JobStore protocol and its SQL implementation."""

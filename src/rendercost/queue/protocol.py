@@ -1,0 +1,88 @@
+"""The JobStore contract. The SQL implementation (SQLite embedded, PostgreSQL at scale) lives in
+``queue.sql_store``; the worker, the batch CLI and the HTTP API depend only on this protocol."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from rendercost.domain.costs import CostLine
+from rendercost.domain.jobs import Job, JobState
+from rendercost.domain.specs import Priority, RenderRequest
+
+
+class JobStore(Protocol):
+    def enqueue(
+        self,
+        tenant: str,
+        request: RenderRequest,
+        *,
+        idempotency_key: str | None = None,
+        webhook_url: str | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> Job:
+        """Queue a job; the same (tenant, idempotency_key) returns the existing job unchanged."""
+        ...
+
+    def get(self, job_id: str, *, tenant: str | None = None) -> Job:
+        """The job; ``NotFound`` if absent or owned by another tenant (when ``tenant`` is given)."""
+        ...
+
+    def list_jobs(
+        self,
+        *,
+        tenant: str | None = None,
+        states: Sequence[JobState] = (),
+        limit: int = 50,
+        before: datetime | None = None,
+    ) -> list[Job]:
+        """Newest first; ``before`` pages by ``created_at``."""
+        ...
+
+    def claim(self, worker_id: str, limit: int, *, lease_seconds: float) -> list[Job]:
+        """Lease up to ``limit`` runnable queued jobs (interactive first, then oldest) to ``worker_id``."""
+        ...
+
+    def heartbeat(self, worker_id: str, job_ids: Sequence[str], *, lease_seconds: float) -> None:
+        """Extend the leases ``worker_id`` holds on ``job_ids``."""
+        ...
+
+    def set_progress(self, job_id: str, progress: float) -> None: ...
+
+    def complete(
+        self,
+        job_id: str,
+        worker_id: str,
+        *,
+        result: dict[str, Any],
+        cost_lines: Sequence[CostLine],
+    ) -> Job:
+        """Mark succeeded AND write its cost lines in ONE transaction. Billing is unique per
+        (job, image index, stage): completing twice never bills twice. A job whose lease
+        ``worker_id`` no longer holds (cancelled, re-leased) is not completed: ``Conflict``."""
+        ...
+
+    def fail(self, job_id: str, worker_id: str, error: str, *, retryable: bool = True) -> Job:
+        """Requeue with exponential backoff, or dead-letter (FAILED) after the last attempt."""
+        ...
+
+    def release(self, worker_id: str, job_ids: Sequence[str]) -> None:
+        """Give leased-but-unstarted jobs back to the queue without counting an attempt."""
+        ...
+
+    def requeue_expired(self, now: datetime | None = None) -> int:
+        """Put jobs whose lease expired back in the queue (or dead-letter them); return how many."""
+        ...
+
+    def cancel(self, job_id: str, *, tenant: str | None = None) -> Job:
+        """Cancel a queued or running job; ``Conflict`` if it already finished."""
+        ...
+
+    def queue_position(self, job_id: str) -> int | None:
+        """1-based position among runnable queued jobs in claim order; None when not queued."""
+        ...
+
+    def depth(self) -> dict[tuple[Priority, str], int]:
+        """Queued jobs by (priority, model): the autoscaling signal."""
+        ...
