@@ -1,0 +1,6 @@
+"""Shared fixtures live in tests/fixtures/, one module per owner, loaded as plugins."""
+
+pytest_plugins = [
+    "tests.fixtures.models",
+    "tests.fixtures.databases",
+]
