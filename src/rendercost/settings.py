@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -45,6 +45,8 @@ class SpeedSwitches(BaseModel):
     channels_last: bool = True  # NHWC memory format for UNet and VAE (CUDA only)
     fuse_qkv: bool = True  # fused QKV projections in attention (CUDA only)
     compile: bool = False  # torch.compile the UNet (cold compile costs minutes; cache in data dir)
+    compile_mode: Literal["default", "max-autotune", "max-autotune-no-cudagraphs"] = "default"  # inductor
+    compile_cache_dir: Path | None = None  # None: data_dir/compile-cache; env TORCHINDUCTOR_CACHE_DIR wins
     int8: bool = False  # torchao int8 dynamic quantization of the UNet's large linear layers (CUDA)
     fp8: bool = False  # float8 linear layers where the device supports them (CUDA, sm_89+)
     vae_tiling: bool = True  # decode large images in tiles
@@ -66,11 +68,14 @@ class Settings(BaseSettings):
     default_model: str = DEFAULT_MODEL_NAME
     lora_dirs: list[Path] = Field(default_factory=list)  # searched in order; data_dir/loras is always last
     device: str = "auto"  # torch device for models without their own
+    warm_loras: int = 8  # LoRA adapters kept loaded per pipeline (least recently used is dropped)
 
     catalog_path: Path | None = None  # price catalog TOML; None: the one shipped with rendercost
     device_type: str = "cpu"  # catalog device this worker runs as
     pricing_model: Literal["on_demand", "spot", "reserved"] = "on_demand"
     region: str = "us-east-1"
+    artifact_retention_days: int = 30  # stored images are priced (GB-months) for this many days
+    result_cache_ttl_seconds: float = 30 * 86400.0  # exact-result cache entries live this long; 0 = off
 
     min_side: int = 256  # smallest width/height accepted for non-SDXL sizes
     max_side: int = 2048  # largest width/height accepted
@@ -90,6 +95,21 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
 
+    # HTTP API (api/): admission limits, waiting, rate limits and webhooks.
+    max_queue_depth: int = 1000  # queued jobs at which new submissions get 503 queue_full
+    queue_full_retry_after_s: float = 5.0  # Retry-After sent with queue_full
+    max_body_bytes: int = 1_048_576  # larger request bodies get 413
+    default_size: str = "1024x1024"  # what size "auto" (or no size) renders at
+    images_wait_timeout_s: float = 300.0  # /v1/images/generations waits this long, then 504
+    job_poll_interval_s: float = 0.05  # first poll delay while a request waits for its job (doubles, max 0.5)
+    rate_limit_key_requests_per_minute: int = 600  # per API key; 0 turns the limit off
+    rate_limit_tenant_requests_per_minute: int = 1200  # per tenant (all its keys); 0 = off
+    rate_limit_key_images_per_minute: int = 120  # images requested per API key; 0 = off
+    rate_limit_tenant_images_per_minute: int = 240  # images requested per tenant; 0 = off
+    webhook_secret: str | None = None  # HMAC key for webhooks of keys without their own; None: generated
+    webhook_max_attempts: int = 5  # deliveries tried per job before giving up
+    webhook_timeout_s: float = 10.0  # per delivery attempt
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -104,6 +124,12 @@ class Settings(BaseSettings):
         if toml_path is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
         return tuple(sources)
+
+    @model_validator(mode="after")
+    def _resolve_compile_cache_dir(self) -> Settings:
+        if self.speed.compile_cache_dir is None:
+            self.speed.compile_cache_dir = self.data_dir / "compile-cache"
+        return self
 
     @property
     def resolved_database_url(self) -> str:

@@ -1,7 +1,8 @@
 """Engines for the two databases: SQLite (embedded default) and PostgreSQL (many processes).
 
 SQLite runs in WAL mode with a busy timeout and foreign keys on; its transactions begin with
-``BEGIN IMMEDIATE`` so a claim takes the write lock up front (no lost updates between workers).
+``BEGIN IMMEDIATE`` so a claim takes the write lock up front (no lost updates between workers). Each
+SQLite connection also gets the ``decimal_sum`` aggregate behind ``db.types.exact_sum``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+
+from rendercost.db.types import DecimalSum
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000  # how long a writer waits for the lock before failing
 
@@ -50,6 +53,7 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+    dbapi_connection.create_aggregate("decimal_sum", 1, DecimalSum)
 
 
 def _sqlite_on_begin(connection: Any) -> None:

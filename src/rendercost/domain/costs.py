@@ -63,15 +63,15 @@ class CostLine:
             "image_index": self.image_index,
             "stage": str(self.stage),
             "device_seconds": self.device_seconds,
-            "unit_price": str(self.unit_price),
+            "unit_price": format(self.unit_price, "f"),
             "unit": self.unit,
-            "quantity": str(self.quantity),
-            "cost_usd": str(self.cost),
+            "quantity": format(self.quantity, "f"),
+            "cost_usd": format(self.cost, "f"),
             "device_type": self.device_type,
             "pricing_model": str(self.pricing_model),
             "batch_id": self.batch_id,
             "batch_size": self.batch_size,
-            "cost_avoided_usd": str(self.cost_avoided),
+            "cost_avoided_usd": format(self.cost_avoided, "f"),
             "details": dict(self.details),
         }
 
@@ -97,7 +97,7 @@ class Receipt:
     def to_dict(self) -> dict[str, Any]:
         return {
             "lines": [line.to_dict() for line in self.lines],
-            "total_usd": str(self.total),
-            "cost_avoided_usd": str(self.total_avoided),
+            "total_usd": format(self.total, "f"),
+            "cost_avoided_usd": format(self.total_avoided, "f"),
             "device_seconds": self.device_seconds,
         }

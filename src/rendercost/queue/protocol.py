@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
+from rendercost.artifacts.protocol import ArtifactRef
 from rendercost.domain.costs import CostLine
 from rendercost.domain.jobs import Job, JobState
 from rendercost.domain.specs import Priority, RenderRequest
@@ -57,10 +58,12 @@ class JobStore(Protocol):
         *,
         result: dict[str, Any],
         cost_lines: Sequence[CostLine],
+        artifacts: Sequence[tuple[ArtifactRef, int]] = (),
     ) -> Job:
-        """Mark succeeded AND write its cost lines in ONE transaction. Billing is unique per
-        (job, image index, stage): completing twice never bills twice. A job whose lease
-        ``worker_id`` no longer holds (cancelled, re-leased) is not completed: ``Conflict``."""
+        """Mark succeeded AND write its cost lines and ``(artifact, image_index)`` rows in ONE
+        transaction. Billing is unique per (job, image index, stage): completing twice never bills
+        twice. A job whose lease ``worker_id`` no longer holds (cancelled, re-leased) is not
+        completed: ``Conflict``."""
         ...
 
     def fail(self, job_id: str, worker_id: str, error: str, *, retryable: bool = True) -> Job:

@@ -1,0 +1,112 @@
+"""LoRAs: found by name in configured folders, loaded into a pipeline once and kept warm (LRU).
+
+A LoRA is named by its file stem (``my-style`` for ``my-style.safetensors``), never by a path, so a
+client can only reach files an operator put in a LoRA folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import warnings
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rendercost.errors import ModelLoadFailed, UnknownLora
+
+LORA_SUFFIX = ".safetensors"
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+# PEFT warns on every adapter after the first; several adapters per model is what this module is for.
+warnings.filterwarnings("ignore", message="Already found a `peft_config` attribute", category=UserWarning)
+
+
+def find_lora(name: str, folders: Sequence[Path]) -> Path:
+    """The first ``<folder>/<name>.safetensors`` in ``folders``; ``UnknownLora`` names the available ones."""
+    if not _NAME_RE.match(name) or name.endswith(LORA_SUFFIX):
+        raise UnknownLora(
+            f"LoRA name {name!r} is not valid: use the file's name without {LORA_SUFFIX} "
+            "(letters, digits, '.', '_', '-')",
+            param="loras",
+        )
+    for folder in folders:
+        candidate = folder / f"{name}{LORA_SUFFIX}"
+        if candidate.is_file():
+            return candidate
+    available = ", ".join(list_loras(folders)) or "none"
+    raise UnknownLora(f"unknown LoRA {name!r}; available: {available}", param="loras")
+
+
+def list_loras(folders: Sequence[Path]) -> list[str]:
+    """Every LoRA name reachable through ``folders`` (first folder wins on equal names), sorted."""
+    names = {
+        path.stem
+        for folder in folders
+        if folder.is_dir()
+        for path in folder.glob(f"*{LORA_SUFFIX}")
+        if _NAME_RE.match(path.stem)
+    }
+    return sorted(names)
+
+
+def adapter_name(path: Path) -> str:
+    """A PEFT adapter name for ``path``: its stem plus a hash of where it is and what version it is.
+
+    A file replaced on disk gets a new name, so the stale adapter is never reused.
+    """
+    stat = path.stat()
+    identity = f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:10]
+    return f"{re.sub(r'[^A-Za-z0-9_]', '_', path.stem)}_{digest}"
+
+
+class WarmAdapters:
+    """The LoRA adapters loaded into one pipeline, least recently used first.
+
+    Not thread-safe on its own: call it while holding the pipeline's lock, as the runner does.
+    """
+
+    def __init__(self, pipeline: Any, capacity: int) -> None:
+        self._pipeline = pipeline
+        self._capacity = max(1, capacity)
+        self._loaded: OrderedDict[str, Path] = OrderedDict()  # adapter name -> file
+
+    @property
+    def loaded(self) -> list[str]:
+        """Adapter names currently in the pipeline, least recently used first."""
+        return list(self._loaded)
+
+    def activate(self, loras: Sequence[tuple[Path, float]]) -> list[str]:
+        """Make exactly ``loras`` (file, weight) active, loading any that are cold; [] disables LoRAs.
+
+        Returns the active adapter names. The same file twice adds its weights.
+        """
+        weights: dict[str, float] = {}
+        for path, weight in loras:
+            name = adapter_name(path)
+            self._ensure_loaded(name, path, keep=set(weights))
+            weights[name] = weights.get(name, 0.0) + weight
+        if not weights:
+            if self._loaded:
+                self._pipeline.disable_lora()
+            return []
+        self._pipeline.enable_lora()
+        self._pipeline.set_adapters(list(weights), adapter_weights=list(weights.values()))
+        return list(weights)
+
+    def _ensure_loaded(self, name: str, path: Path, keep: set[str]) -> None:
+        if name in self._loaded:
+            self._loaded.move_to_end(name)
+            return
+        evictable = [loaded for loaded in self._loaded if loaded not in keep]
+        while len(self._loaded) >= self._capacity and evictable:
+            victim = evictable.pop(0)
+            self._pipeline.delete_adapters([victim])
+            del self._loaded[victim]
+        try:
+            self._pipeline.load_lora_weights(str(path.parent), weight_name=path.name, adapter_name=name)
+        except Exception as exc:  # diffusers/PEFT raise many types for a bad file
+            raise ModelLoadFailed(f"LoRA {path.stem!r} ({path}) cannot be loaded: {exc}") from exc
+        self._loaded[name] = path

@@ -1,0 +1,28 @@
+"""The document a rendered file carries: what decided its pixels, and what it cost."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rendercost.domain.costs import Receipt
+from rendercost.domain.presets import get_preset
+from rendercost.domain.specs import RenderSpec
+
+PAYLOAD_VERSION = 1  # bump when the payload's keys change meaning
+
+
+def receipt_payload(spec: RenderSpec, receipt: Receipt) -> dict[str, Any]:
+    """JSON-ready: prompt, negative prompt, seed, preset, model, size, steps, LoRAs, format, receipt."""
+    return {
+        "version": PAYLOAD_VERSION,
+        "prompt": spec.prompt,
+        "negative_prompt": spec.negative_prompt,
+        "seed": spec.seed,
+        "preset": spec.preset,
+        "model": spec.model,
+        "size": f"{spec.width}x{spec.height}",
+        "steps": get_preset(spec.preset).steps,
+        "loras": [{"name": lora.name, "weight": lora.weight} for lora in spec.loras],
+        "format": str(spec.output_format),
+        "receipt": receipt.to_dict(),
+    }

@@ -1,0 +1,42 @@
+"""The ``cost_lines`` table: the ledger, append-only.
+
+One row per ``domain.costs.CostLine`` plus who and what it was for (tenant, model, preset, request
+class, tags). ``UNIQUE (job_id, image_index, stage)`` makes every write idempotent: a job re-run after a crash
+is billed exactly once. Money is ``NUMERIC(20, 10)`` (``db.types.Money``): ``Decimal`` in and out.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, Float, Index, Integer, String, Table, UniqueConstraint
+
+from rendercost.db.metadata import metadata
+from rendercost.db.types import JsonDocument, Money, Quantity, UtcDateTime
+
+cost_lines = Table(
+    "cost_lines",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("job_id", String(64), nullable=False),  # no foreign key: idle and CLI lines have no job row
+    Column("image_index", Integer, nullable=False),  # -1 for lines that are no image's (idle)
+    Column("stage", String(32), nullable=False),  # domain.costs.Stage
+    Column("device_seconds", Float, nullable=False),
+    Column("unit_price", Money(), nullable=False),  # USD per unit
+    Column("unit", String(32), nullable=False),
+    Column("quantity", Quantity(), nullable=False),
+    Column("cost", Money(), nullable=False),  # USD billed
+    Column("cost_avoided", Money(), nullable=False),  # USD a cache hit or skipped stage saved
+    Column("device_type", String(64), nullable=False),
+    Column("pricing_model", String(16), nullable=False),  # domain.costs.PricingModel
+    Column("batch_id", String(64), nullable=False),
+    Column("batch_size", Integer, nullable=False),
+    Column("details", JsonDocument, nullable=False),
+    Column("tenant", String(128), nullable=False),
+    Column("model", String(256), nullable=False),
+    Column("preset", String(64), nullable=False),
+    Column("request_class", String(32)),  # the job's priority class; NULL for lines outside a request
+    Column("tags", JsonDocument, nullable=False),  # the job's tenant/key tags, for reports and FOCUS
+    Column("created_at", UtcDateTime, nullable=False),
+    UniqueConstraint("job_id", "image_index", "stage", name="uq_cost_lines_job_image_stage"),
+    Index("ix_cost_lines_created", "created_at"),
+    Index("ix_cost_lines_tenant_created", "tenant", "created_at"),
+)

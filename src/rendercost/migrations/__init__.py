@@ -1,0 +1,1 @@
+"""Alembic migrations for the one rendercost schema; run them with ``rendercost.db.migrate.migrate``."""

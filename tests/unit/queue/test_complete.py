@@ -1,0 +1,133 @@
+"""complete(): success, cost lines and artifact rows in one transaction, billed exactly once."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import Engine, func, select
+
+from rendercost.artifacts.protocol import ArtifactRef
+from rendercost.artifacts.tables import artifacts
+from rendercost.db.clock import ManualClock
+from rendercost.domain.jobs import JobState
+from rendercost.errors import Conflict, NotFound
+from rendercost.ledger.tables import cost_lines
+from rendercost.queue.sql_store import SqlJobStore
+from tests.unit.queue.conftest import LEASE_S, make_lines, make_request
+
+
+def _ref(index: int) -> ArtifactRef:
+    digest = f"{index:064x}"
+    return ArtifactRef(
+        key=f"{digest[:2]}/{digest}.png", size_bytes=1000 + index, sha256=digest, media_type="image/png"
+    )
+
+
+def _artifact_rows(engine: Engine, job_id: str) -> list[tuple[str, int, int, str]]:
+    query = (
+        select(artifacts.c.key, artifacts.c.image_index, artifacts.c.size_bytes, artifacts.c.tenant)
+        .where(artifacts.c.job_id == job_id)
+        .order_by(artifacts.c.image_index)
+    )
+    with engine.connect() as conn:
+        return [tuple(row) for row in conn.execute(query)]
+
+
+def test_complete_marks_success_and_writes_lines_and_artifacts(
+    store: SqlJobStore, migrated_engine: Engine, clock: ManualClock
+) -> None:
+    job = store.enqueue("acme", make_request(n=2), tags={"team": "ads"})
+    store.claim("w1", 1, lease_seconds=LEASE_S)
+    clock.advance(3)
+    lines = make_lines(job.id, n_images=2)
+    done = store.complete(
+        job.id, "w1", result={"images": ["a", "b"]}, cost_lines=lines, artifacts=[(_ref(0), 0), (_ref(1), 1)]
+    )
+    assert done.state is JobState.SUCCEEDED
+    assert done.result == {"images": ["a", "b"]}
+    assert done.finished_at == clock()
+    assert done.progress == 1.0
+    assert store.ledger.lines_for_job(job.id) == lines
+    assert store.ledger.total(tenant="acme") == Decimal("0.0000012345") * 4
+    c = cost_lines.c
+    context = select(c.tenant, c.model, c.preset, c.request_class, c.tags, c.created_at).distinct()
+    with migrated_engine.connect() as conn:
+        rows = conn.execute(context).all()
+    assert rows == [("acme", "default", "lightning", "interactive", {"team": "ads"}, clock())]
+    assert _artifact_rows(migrated_engine, job.id) == [
+        (_ref(0).key, 0, 1000, "acme"),
+        (_ref(1).key, 1, 1001, "acme"),
+    ]
+
+
+def test_completing_twice_bills_once(store: SqlJobStore, migrated_engine: Engine) -> None:
+    job = store.enqueue("acme", make_request())
+    store.claim("w1", 1, lease_seconds=LEASE_S)
+    first = store.complete(
+        job.id, "w1", result={"n": 1}, cost_lines=make_lines(job.id), artifacts=[(_ref(0), 0)]
+    )
+    again = store.complete(
+        job.id, "w1", result={"n": 2}, cost_lines=make_lines(job.id, cost="9.0"), artifacts=[(_ref(0), 0)]
+    )
+    assert again == first
+    assert store.ledger.count_lines(job_id=job.id) == 2
+    assert store.ledger.total() == Decimal("0.0000024690")
+    assert len(_artifact_rows(migrated_engine, job.id)) == 1
+
+
+def test_a_rerun_after_a_crash_is_billed_once(
+    store: SqlJobStore, migrated_engine: Engine, clock: ManualClock
+) -> None:
+    job = store.enqueue("acme", make_request())
+    store.claim("crashed", 1, lease_seconds=LEASE_S)
+    with migrated_engine.begin() as conn:  # the crashed run's lines reached the ledger before it died
+        store.ledger.insert_lines(
+            conn, make_lines(job.id, cost="0.0000000007"), tenant="acme", model="m", preset="p"
+        )
+    clock.advance(LEASE_S + 1)
+    assert store.requeue_expired() == 1
+    store.claim("w2", 1, lease_seconds=LEASE_S)
+    store.complete(job.id, "w2", result={}, cost_lines=make_lines(job.id))
+    assert store.ledger.count_lines() == 2
+    assert store.ledger.total() == Decimal("0.0000000014")
+
+
+def test_complete_after_the_lease_was_lost_is_a_conflict_and_writes_nothing(
+    store: SqlJobStore, migrated_engine: Engine, clock: ManualClock
+) -> None:
+    job = store.enqueue("acme", make_request())
+    store.claim("slow", 1, lease_seconds=LEASE_S)
+    clock.advance(LEASE_S + 1)
+    store.requeue_expired()
+    store.claim("fast", 1, lease_seconds=LEASE_S)
+    with pytest.raises(Conflict) as lost:
+        store.complete(job.id, "slow", result={}, cost_lines=make_lines(job.id), artifacts=[(_ref(0), 0)])
+    assert lost.value.code == "lease_lost"
+    assert store.ledger.count_lines() == 0
+    assert _artifact_rows(migrated_engine, job.id) == []
+    running = store.get(job.id)
+    assert running.state is JobState.RUNNING and running.lease_owner == "fast"
+
+
+def test_a_bad_line_leaves_nothing_half_written(store: SqlJobStore, migrated_engine: Engine) -> None:
+    job = store.enqueue("acme", make_request())
+    store.claim("w1", 1, lease_seconds=LEASE_S)
+    lines = make_lines(job.id)
+    lines[-1] = replace(lines[-1], cost=Decimal("0.00000000001"))  # finer than NUMERIC(20, 10)
+    with pytest.raises(ValueError, match="decimal places"):
+        store.complete(job.id, "w1", result={}, cost_lines=lines, artifacts=[(_ref(0), 0)])
+    with pytest.raises(ValueError, match="cost lines of jobs"):
+        store.complete(job.id, "w1", result={}, cost_lines=make_lines("job_other"))
+    with pytest.raises(ValueError, match="image indexes"):
+        store.complete(job.id, "w1", result={}, cost_lines=[], artifacts=[(_ref(1), 1)])
+    assert store.get(job.id).state is JobState.RUNNING
+    assert store.ledger.count_lines() == 0
+    with migrated_engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(artifacts)).scalar_one() == 0
+
+
+def test_complete_an_unknown_job(store: SqlJobStore) -> None:
+    with pytest.raises(NotFound):
+        store.complete("job_missing", "w1", result={}, cost_lines=[])
