@@ -38,8 +38,8 @@ class ModelConfig(BaseModel):
 
 
 class SpeedSwitches(BaseModel):
-    """Runner speed-ups; each can be turned off. Defaults are the best measured configuration on CUDA;
-    on CPU only the switches that help there apply."""
+    """Runner speed-ups; each can be turned off. Defaults are the likely-best configuration on CUDA
+    (bench/gpu_throughput.py measures each switch); on CPU only the switches that help there apply."""
 
     sdpa: bool = True  # scaled-dot-product attention kernels
     channels_last: bool = True  # NHWC memory format for UNet and VAE (CUDA only)

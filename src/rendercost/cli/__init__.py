@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from rendercost.cli import batch, models, render, worker
+from rendercost.cli import batch, keys, models, render, serve, worker
 from rendercost.cli.common import CliState
 
 app = typer.Typer(
@@ -37,7 +37,7 @@ def _global_options(
     ctx.obj = CliState(config=config, data_dir=data_dir)
 
 
-for _module in (render, models, batch, worker):
+for _module in (render, models, batch, worker, serve, keys):
     _module.register(app)
 
 

@@ -1,0 +1,154 @@
+"""OpenAI-compatible image generation, and image retrieval.
+
+``POST /v1/images/generations`` queues one job and awaits it (``settings.images_wait_timeout_s``, then
+504 ``timeout`` naming the job id), then answers in OpenAI's shape plus a ``rendercost`` cost object.
+``GET /v1/images/{id}`` returns JSON metadata, or the bytes when ``Accept`` asks for an image.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from functools import partial
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Request, Response
+
+from rendercost.api.deps import Authenticated, RateLimitedKey, admit, blocking, enqueue_if_room, services
+from rendercost.api.errors import RenderFailed
+from rendercost.api.schemas import ImageData, ImageGenerationRequest, ImageMeta, ImagesResponse
+from rendercost.api.translate import (
+    build_request,
+    check_n,
+    preset_for_quality,
+    resolve_model,
+    resolve_preset,
+    resolve_seed,
+    resolve_size,
+)
+from rendercost.api.views import image_url, parse_image_id, rendercost_info, result_images
+from rendercost.api.waiting import wait_for_job
+from rendercost.auth.keys import ApiKey
+from rendercost.domain.jobs import Job, JobState
+from rendercost.domain.specs import RenderRequest
+from rendercost.errors import Conflict, NotFound
+
+router = APIRouter(tags=["images"])
+
+ERROR_RESPONSES: dict[int | str, dict[str, str]] = {
+    400: {"description": "Invalid request"},
+    401: {"description": "Missing or invalid API key"},
+    429: {"description": "Rate limit exceeded"},
+    503: {"description": "Queue full"},
+}
+
+
+def _to_request(request: Request, body: ImageGenerationRequest) -> RenderRequest:
+    svc = services(request)
+    n = check_n(svc.settings, body.n or 1)
+    model = resolve_model(svc.catalog, svc.settings, body.model, openai=True)
+    svc.catalog.check_prompt(model, body.prompt, param="prompt")
+    preset = (
+        resolve_preset(svc.catalog, model, body.preset)
+        if body.preset
+        else preset_for_quality(svc.catalog, model, body.quality)
+    )
+    extra = {"api": "openai", "response_format": body.response_format or "url"}
+    if body.user:
+        extra["user"] = body.user
+    return build_request(
+        prompt=body.prompt,
+        negative_prompt="",
+        model=model,
+        preset=preset,
+        size=resolve_size(svc.settings, body.size),
+        seed=resolve_seed(body.seed, n),
+        n=n,
+        loras=(),
+        output_format=body.output_format or "png",
+        priority="interactive",
+        styles=(body.style,) if body.style else (),
+        extra=extra,
+    )
+
+
+def _job_tags(key: ApiKey) -> dict[str, str]:
+    return {**key.tags, "api_key": key.id}
+
+
+def _check_finished(job: Job) -> None:
+    if job.state == JobState.FAILED:
+        raise RenderFailed(f"job {job.id} failed: {job.last_error or 'unknown error'}")
+    if job.state == JobState.CANCELLED:
+        raise Conflict(f"job {job.id} was cancelled", code="job_cancelled")
+
+
+@router.post(
+    "/v1/images/generations",
+    response_model=ImagesResponse,
+    response_model_exclude_none=True,
+    responses=ERROR_RESPONSES,
+)
+async def create_images(request: Request, body: ImageGenerationRequest, key: Authenticated) -> ImagesResponse:
+    """Render ``n`` images and answer when they are done (OpenAI's Images API)."""
+    svc = services(request)
+    render_request = await blocking(_to_request, request, body)
+    await admit(request, key, images=render_request.n)
+    enqueue = partial(svc.store.enqueue, key.tenant, render_request, tags=_job_tags(key))
+    job = await blocking(enqueue_if_room, svc, enqueue)
+    job = await wait_for_job(
+        svc,
+        job.id,
+        key.tenant,
+        timeout_s=svc.settings.images_wait_timeout_s,
+        poll_s=svc.settings.job_poll_interval_s,
+    )
+    _check_finished(job)
+    images = result_images(job)
+    data: list[ImageData] = []
+    if body.response_format == "b64_json":
+        for image in images:
+            raw = await blocking(svc.artifacts.get, str(image["artifact_key"]))
+            data.append(ImageData(b64_json=base64.b64encode(raw).decode()))
+    else:
+        base = str(request.base_url)
+        data = [ImageData(url=image_url(base, job.id, int(image["index"]))) for image in images]
+    return ImagesResponse(created=int(time.time()), data=data, rendercost=rendercost_info(job))
+
+
+def _wants_bytes(accept: str | None) -> bool:
+    return accept is not None and "image/" in accept
+
+
+@router.get(
+    "/v1/images/{image_id}",
+    response_model=ImageMeta,
+    responses={200: {"content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}}}, 404: {}},
+)
+async def get_image(
+    request: Request,
+    image_id: str,
+    key: RateLimitedKey,
+    accept: Annotated[str | None, Header()] = None,
+) -> Response | ImageMeta:
+    """An image's metadata (JSON), or its bytes with ``Accept: image/png`` (or any ``image/*``)."""
+    svc = services(request)
+    job_id, index = parse_image_id(image_id)
+    job = await blocking(lambda: svc.store.get(job_id, tenant=key.tenant))
+    image = next((i for i in result_images(job) if i.get("index") == index), None)
+    if image is None:
+        raise NotFound(f"no image {image_id!r}", param="image_id")
+    media_type = str(image.get("media_type", "application/octet-stream"))
+    if _wants_bytes(accept):
+        raw = await blocking(svc.artifacts.get, str(image["artifact_key"]))
+        return Response(content=raw, media_type=media_type)
+    return ImageMeta(
+        id=image_id,
+        job_id=job.id,
+        index=index,
+        media_type=media_type,
+        seed=image.get("seed"),
+        size_bytes=image.get("size_bytes"),
+        url=image_url(str(request.base_url), job.id, index),
+        receipt=image.get("receipt"),
+    )

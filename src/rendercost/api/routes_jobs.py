@@ -1,0 +1,188 @@
+"""The async jobs API: submit, read, list, cancel.
+
+``POST /v1/jobs`` answers 202 with the queued job at once; the same ``Idempotency-Key`` (per tenant)
+returns the same job, and 409 if it comes with a different request. A job of another tenant is 404.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import partial
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request
+
+from rendercost.api.deps import RateLimitedKey, admit, blocking, enqueue_if_room, services
+from rendercost.api.schemas import JobList, JobOut, JobRequest
+from rendercost.api.translate import (
+    build_request,
+    check_n,
+    resolve_loras,
+    resolve_model,
+    resolve_preset,
+    resolve_seed,
+    resolve_size,
+)
+from rendercost.api.views import job_view
+from rendercost.auth.keys import ApiKey
+from rendercost.domain.jobs import Job, JobState
+from rendercost.domain.specs import RenderRequest
+from rendercost.errors import Conflict, InvalidRequest
+from rendercost.queue.protocol import JobStore
+from rendercost.queue.tables import MAX_IDEMPOTENCY_KEY_LENGTH
+
+router = APIRouter(tags=["jobs"])
+
+MAX_PAGE = 100
+
+
+def _to_request(request: Request, body: JobRequest) -> RenderRequest:
+    svc = services(request)
+    n = check_n(svc.settings, body.n)
+    model = resolve_model(svc.catalog, svc.settings, body.model, openai=False)
+    svc.catalog.check_prompt(model, body.prompt, param="prompt")
+    if body.negative_prompt:
+        svc.catalog.check_prompt(model, body.negative_prompt, param="negative_prompt")
+    extra = {"api": "jobs"}
+    if body.user:
+        extra["user"] = body.user
+    return build_request(
+        prompt=body.prompt,
+        negative_prompt=body.negative_prompt,
+        model=model,
+        preset=resolve_preset(svc.catalog, model, body.preset),
+        size=resolve_size(svc.settings, body.size),
+        seed=resolve_seed(body.seed, n),
+        n=n,
+        loras=resolve_loras(svc.catalog, model, [(lora.name, lora.weight) for lora in body.loras]),
+        output_format=body.output_format,
+        priority=body.priority,
+        styles=tuple(body.styles),
+        extra=extra,
+    )
+
+
+def _comparable(render_request: RenderRequest, seed_given: bool) -> dict[str, Any]:
+    data = render_request.to_dict()
+    if not seed_given:
+        data["spec"].pop("seed", None)
+    return data
+
+
+async def view(request: Request, job: Job) -> JobOut:
+    """The job as JSON, with its queue position and ETA."""
+    svc = services(request)
+    position = await blocking(svc.store.queue_position, job.id) if job.state == JobState.QUEUED else None
+    svc.eta.observe(job)
+    return job_view(
+        job, str(request.base_url), queue_position=position, eta_seconds=svc.eta.estimate(job, position)
+    )
+
+
+@router.post("/v1/jobs", response_model=JobOut, status_code=202)
+async def submit_job(
+    request: Request,
+    body: JobRequest,
+    key: RateLimitedKey,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> JobOut:
+    """Queue a render and answer at once; poll GET /v1/jobs/{id} or wait for the webhook."""
+    svc = services(request)
+    if idempotency_key is not None and not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY_LENGTH:
+        raise InvalidRequest(
+            f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY_LENGTH} characters", param="Idempotency-Key"
+        )
+    render_request = await blocking(_to_request, request, body)
+    await admit(request, key, images=render_request.n)
+    enqueue = partial(_enqueue, svc.store, key, render_request, idempotency_key, body.webhook_url)
+    job = await blocking(enqueue_if_room, svc, enqueue)
+    seed_given = body.seed not in (None, -1)
+    if _comparable(job.request, seed_given) != _comparable(render_request, seed_given):
+        raise Conflict("this Idempotency-Key was used for a different request", code="idempotency_conflict")
+    if body.webhook_url:
+        base = str(request.base_url)
+        await blocking(lambda: svc.outbox.add(job.id, key.tenant, key.id, body.webhook_url or "", base))
+    return await view(request, job)
+
+
+def _enqueue(
+    store: JobStore,
+    key: ApiKey,
+    render_request: RenderRequest,
+    idempotency_key: str | None,
+    webhook: str | None,
+) -> Job:
+    return store.enqueue(
+        key.tenant,
+        render_request,
+        idempotency_key=idempotency_key,
+        webhook_url=webhook,
+        tags={**key.tags, "api_key": key.id},
+    )
+
+
+@router.get("/v1/jobs/{job_id}", response_model=JobOut)
+async def get_job(request: Request, job_id: str, key: RateLimitedKey) -> JobOut:
+    """State, queue position, progress, ETA, results and receipt."""
+    svc = services(request)
+    job = await blocking(lambda: svc.store.get(job_id, tenant=key.tenant))
+    return await view(request, job)
+
+
+def _parse_states(values: list[str]) -> list[JobState]:
+    states: list[JobState] = []
+    for value in values:
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            try:
+                states.append(JobState(part))
+            except ValueError:
+                valid = ", ".join(str(s) for s in JobState)
+                raise InvalidRequest(f"unknown state {part!r}; one of: {valid}", param="state") from None
+    return states
+
+
+def _parse_before(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        message = "before must be an ISO 8601 time (a next_before value)"
+        raise InvalidRequest(message, param="before") from None
+    if parsed.tzinfo is None:
+        raise InvalidRequest("before must carry a time zone, e.g. +00:00", param="before")
+    return parsed
+
+
+@router.get("/v1/jobs", response_model=JobList)
+async def list_jobs(
+    request: Request,
+    key: RateLimitedKey,
+    state: Annotated[list[str], Query()] = [],  # noqa: B006 -- FastAPI copies defaults
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,
+    before: Annotated[str | None, Query(max_length=64)] = None,
+) -> JobList:
+    """This tenant's jobs, newest first; ``state`` filters (repeat or comma-separate), ``before`` pages."""
+    svc = services(request)
+    states = _parse_states(state)
+    cursor = _parse_before(before)
+    found = await blocking(
+        lambda: svc.store.list_jobs(tenant=key.tenant, states=states, limit=limit + 1, before=cursor)
+    )
+    page = found[:limit]
+    base = str(request.base_url)
+    has_more = len(found) > limit
+    return JobList(
+        data=[job_view(job, base) for job in page],
+        has_more=has_more,
+        next_before=page[-1].created_at.isoformat() if has_more and page else None,
+    )
+
+
+@router.delete("/v1/jobs/{job_id}", response_model=JobOut)
+async def cancel_job(request: Request, job_id: str, key: RateLimitedKey) -> JobOut:
+    """Cancel a queued or running job; 409 if it already finished."""
+    svc = services(request)
+    job = await blocking(lambda: svc.store.cancel(job_id, tenant=key.tenant))
+    svc.events.notify(job.id, job)
+    return await view(request, job)

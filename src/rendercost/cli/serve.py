@@ -1,0 +1,251 @@
+"""`rendercost serve`: the HTTP API and N in-process worker threads over one database.
+
+``embedded_server(settings, workers=N)`` assembles everything (database + migrations, job store,
+artifacts, metrics, the FastAPI app, worker threads) and is what tests start too. Worker threads run
+``Worker.run_forever``; the model runs in them, never on the event loop. On a fresh install (no API
+keys) an admin key is made, printed, and written to ``data_dir/admin-key`` (mode 0600).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+from fastapi import FastAPI
+from sqlalchemy import Engine
+
+from rendercost.api.app import build_services, create_app
+from rendercost.api.deps import ApiServices, ReadinessCheck
+from rendercost.api.translate import ModelCatalog
+from rendercost.artifacts.local import LocalArtifactStore
+from rendercost.auth.keys import CreatedKey
+from rendercost.cli.common import cli_errors, load_settings
+from rendercost.db.engine import create_db_engine
+from rendercost.db.migrate import migrate
+from rendercost.domain.jobs import Job
+from rendercost.domain.runner import Runner
+from rendercost.errors import ModelLoadFailed, PresetUnavailable, UnknownLora
+from rendercost.execution.registry import ModelRegistry
+from rendercost.execution.runner import DiffusersRunner
+from rendercost.execution.worker import Worker
+from rendercost.execution.worker_setup import LockedRunner, build_worker, default_worker_id
+from rendercost.observability.logging import configure_logging
+from rendercost.observability.metrics import MeteredRunner, Metrics
+from rendercost.queue.sql_store import SqlJobStore
+from rendercost.settings import Settings
+
+ADMIN_KEY_FILE = "admin-key"  # in data_dir
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to ``app``."""
+    app.command("serve")(serve)
+
+
+class WorkerSignal(threading.Event):
+    """The stop event given to in-process workers, which also wakes them early: ``kick()`` (a job was
+    just queued here) makes a worker's idle ``wait`` return at once, so a request does not sit out the
+    worker's poll interval. ``is_set()`` stays False until ``set()`` (stop)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._cond = threading.Condition()
+        self._kicked = False
+
+    def set(self) -> None:
+        super().set()
+        with self._cond:
+            self._cond.notify_all()
+
+    def kick(self) -> None:
+        with self._cond:
+            self._kicked = True
+            self._cond.notify_all()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        with self._cond:
+            if not self.is_set() and not self._kicked:
+                self._cond.wait(timeout)
+            self._kicked = False
+        return self.is_set()
+
+
+@dataclass
+class EmbeddedServer:
+    """A running assembly: the app to serve, and the worker threads behind it."""
+
+    settings: Settings
+    engine: Engine
+    services: ApiServices
+    app: FastAPI
+    admin_key: CreatedKey | None  # made on this start (fresh install), else None
+    admin_key_path: Path  # where the first admin key was written
+    workers: list[Worker] = field(default_factory=list)
+    stop: WorkerSignal = field(default_factory=WorkerSignal)
+    threads: list[threading.Thread] = field(default_factory=list)
+
+    def start_workers(self) -> None:
+        for worker in self.workers:
+            thread = threading.Thread(
+                target=worker.run_forever, args=(self.stop,), name=f"worker-{worker.worker_id}", daemon=True
+            )
+            thread.start()
+            self.threads.append(thread)
+
+    def stop_workers(self, timeout_s: float = 60.0) -> None:
+        """Ask the workers to drain and wait for them."""
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout_s)
+
+
+def _settled_hook(services: ApiServices) -> Callable[[str, Job | None, str | None], None]:
+    """The workers' ``on_settled``: wake waiting requests, count costs, learn durations."""
+
+    def on_settled(job_id: str, job: Job | None, error: str | None) -> None:
+        services.events.notify(job_id, job)
+        if job is None:
+            services.metrics.jobs_finished.labels("attempt_failed").inc()
+            return
+        spec = job.request.spec
+        lines = [
+            line
+            for image in job.result.get("images", [])
+            for line in (image.get("receipt") or {}).get("lines", [])
+        ]
+        services.metrics.observe_settled(job.tenant, spec.model, spec.preset, lines)
+        services.metrics.jobs_finished.labels(str(job.state)).inc()
+        services.eta.observe(job)
+
+    return on_settled
+
+
+class RegistryCatalog:
+    """The API's ``ModelCatalog`` answered by the model registry (what the runner will really find)."""
+
+    def __init__(self, registry: ModelRegistry, default_model: str) -> None:
+        self.registry = registry
+        self.default_model = default_model
+
+    def names(self) -> Collection[str]:
+        return self.registry.names()
+
+    def preset_available(self, model: str, preset: str) -> bool:
+        try:
+            self.registry.check_preset(model, preset)
+        except PresetUnavailable:
+            return False
+        return True
+
+    def lora_exists(self, model: str, name: str) -> bool:
+        try:
+            self.registry.resolve_lora(model, name)
+        except UnknownLora:
+            return False
+        return True
+
+    def check_prompt(self, model: str, prompt: str, *, param: str) -> None:
+        self.registry.check_prompt(model, prompt, param=param)
+
+    def check_default_model(self) -> None:
+        """Readiness: the default model's files can be found (or the tiny model can be built)."""
+        for status in self.registry.status():
+            if status.name == self.default_model and not status.loadable:
+                raise ModelLoadFailed(f"model {status.name!r}: {status.reason}")
+
+
+@contextmanager
+def embedded_server(
+    settings: Settings,
+    *,
+    workers: int = 1,
+    runner: Runner | None = None,
+    catalog: ModelCatalog | None = None,
+    webhooks: bool = True,
+) -> Iterator[EmbeddedServer]:
+    """Assemble the server; start ``workers`` worker threads (sharing one runner, one call at a time).
+
+    ``runner`` defaults to the diffusers runner over a ``ModelRegistry`` of the settings' models, and
+    ``catalog`` (what the API checks before queueing) to that same registry. ``webhooks=False`` leaves
+    webhook delivery to another process. On exit the workers drain and the database engine is disposed.
+    """
+    engine = create_db_engine(settings.resolved_database_url)
+    try:
+        migrate(engine)
+        store = SqlJobStore(
+            engine, max_attempts=settings.max_attempts, retry_backoff_seconds=settings.retry_backoff_seconds
+        )
+        artifacts = LocalArtifactStore(settings.resolved_artifacts_dir)
+        metrics = Metrics()
+        if catalog is None or (runner is None and workers > 0):
+            registry = ModelRegistry(settings)
+            catalog = catalog or RegistryCatalog(registry, settings.default_model)
+            runner = runner or DiffusersRunner(registry, settings)
+        readiness: dict[str, ReadinessCheck] = {}
+        if isinstance(catalog, RegistryCatalog):
+            readiness["model"] = catalog.check_default_model
+        services = build_services(
+            settings, engine, store, artifacts, catalog=catalog, metrics=metrics, readiness=readiness
+        )
+        admin_key_path = Path(settings.data_dir) / ADMIN_KEY_FILE
+        server = EmbeddedServer(
+            settings=settings,
+            engine=engine,
+            services=services,
+            app=create_app(services, run_webhooks=webhooks),
+            admin_key=services.keys.ensure_admin_key(admin_key_path),
+            admin_key_path=admin_key_path,
+        )
+        if workers > 0:
+            assert runner is not None  # set above whenever workers > 0
+            shared = LockedRunner(MeteredRunner(runner, metrics))
+            hook = _settled_hook(services)
+            build = partial(build_worker, settings, store, shared, artifacts=artifacts, on_settled=hook)
+            server.workers = [build(worker_id=default_worker_id()) for _ in range(workers)]
+        services.on_enqueue = server.stop.kick
+        server.start_workers()
+        try:
+            yield server
+        finally:
+            server.stop_workers()
+    finally:
+        engine.dispose()
+
+
+def _announce(server: EmbeddedServer, host: str, port: int) -> None:
+    typer.echo(
+        f"rendercost serving on http://{host}:{port} (database: {server.settings.resolved_database_url})"
+    )
+    if server.admin_key is not None:
+        typer.echo(f"Created the first API key (tenant {server.admin_key.key.tenant!r}, admin).")
+        typer.echo(f"It is stored in {server.admin_key_path} (mode 0600) and shown only here:")
+        typer.echo(server.admin_key.secret)
+    elif server.admin_key_path.is_file():
+        typer.echo(f"Admin API key: see {server.admin_key_path}")
+
+
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option("--host", help="Address to bind (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="Port (default 8000).")] = None,
+    workers: Annotated[int, typer.Option("--workers", min=0, help="In-process worker threads.")] = 1,
+    no_worker: Annotated[
+        bool, typer.Option("--no-worker", help="Run no worker here (render elsewhere).")
+    ] = False,
+) -> None:
+    """Serve the HTTP API (OpenAI-compatible images, jobs, metrics) with in-process workers."""
+    settings = load_settings(ctx, host=host, port=port)
+    configure_logging()
+    with cli_errors(), embedded_server(settings, workers=0 if no_worker else workers) as server:
+        _announce(server, settings.host, settings.port)
+        config = uvicorn.Config(
+            server.app, host=settings.host, port=settings.port, log_config=None, access_log=False
+        )
+        uvicorn.Server(config).run()

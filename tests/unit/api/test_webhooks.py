@@ -1,0 +1,99 @@
+"""Webhook signing and the dispatcher's retries (the receiver is an httpx transport function)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import httpx
+
+from rendercost.api.views import webhook_payload
+from rendercost.api.webhooks import SIGNATURE_HEADER, WebhookDispatcher, sign, verify_signature
+from tests.unit.api.conftest import Api, ApiFactory
+
+HOOK = "http://127.0.0.1:9/hook"  # never contacted: the transport answers
+
+
+def test_signature_round_trip() -> None:
+    body = b'{"a":1}'
+    header = sign("s3cret", body)
+    assert header.startswith("sha256=") and len(header) == 7 + 64
+    assert verify_signature("s3cret", body, header)
+    assert not verify_signature("s3cret", body + b" ", header)
+    assert not verify_signature("other", body, header)
+
+
+def _finished_job_with_hook(api: Api, key: str | None = None) -> str:
+    job_id: str = api.client.post(
+        "/v1/jobs", json={"prompt": "hook", "webhook_url": HOOK}, headers=api.headers(key)
+    ).json()["id"]
+    deadline = time.monotonic() + 20
+    while api.client.get(f"/v1/jobs/{job_id}", headers=api.headers(key)).json()["state"] != "succeeded":
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    return job_id
+
+
+def _dispatch(api: Api, handler: httpx.MockTransport, secret: str = "test-secret") -> None:
+    svc = api.server.services
+    dispatcher = WebhookDispatcher(
+        svc.outbox, svc.store, svc.keys, webhook_payload, server_secret=secret, metrics=svc.metrics,
+        max_attempts=3, backoff_base_s=0.01, transport=handler,
+    )  # fmt: skip
+
+    async def once() -> None:
+        async with httpx.AsyncClient(transport=handler) as client:
+            await dispatcher.poll_once(client)
+            await asyncio.gather(*dispatcher._tasks)
+
+    asyncio.run(once())
+
+
+def test_retries_server_errors_then_delivers_signed(make_api: ApiFactory) -> None:
+    api = make_api(webhooks=False)
+    job_id = _finished_job_with_hook(api)
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(503 if len(seen) < 3 else 200)
+
+    _dispatch(api, httpx.MockTransport(handler))
+    assert len(seen) == 3
+    body = seen[-1].content
+    assert verify_signature("test-secret", body, seen[-1].headers[SIGNATURE_HEADER])
+    event = json.loads(body)
+    assert event["type"] == "job.succeeded" and event["data"]["id"] == job_id
+    assert event["data"]["rendercost"]["job_id"] == job_id
+    assert api.server.services.outbox.state(job_id) == "delivered"
+    _dispatch(api, httpx.MockTransport(handler))  # delivered rows are not sent again
+    assert len(seen) == 3
+
+
+def test_client_errors_are_not_retried(make_api: ApiFactory) -> None:
+    api = make_api(webhooks=False)
+    job_id = _finished_job_with_hook(api)
+    calls: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        return httpx.Response(410)
+
+    _dispatch(api, httpx.MockTransport(handler))
+    assert calls == [1]
+    assert api.server.services.outbox.state(job_id) == "failed"
+
+
+def test_a_keys_own_secret_signs_its_webhooks(make_api: ApiFactory) -> None:
+    api = make_api(webhooks=False)
+    key = api.new_key("acme", webhook_secret="per-key")
+    _finished_job_with_hook(api, key)
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(204)
+
+    _dispatch(api, httpx.MockTransport(handler))
+    assert verify_signature("per-key", seen[0].content, seen[0].headers[SIGNATURE_HEADER])
