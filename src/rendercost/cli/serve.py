@@ -179,9 +179,7 @@ def embedded_server(
     engine = create_db_engine(settings.resolved_database_url)
     try:
         migrate(engine)
-        store = SqlJobStore(
-            engine, max_attempts=settings.max_attempts, retry_backoff_seconds=settings.retry_backoff_seconds
-        )
+        store = SqlJobStore.from_settings(engine, settings)
         artifacts = LocalArtifactStore(settings.resolved_artifacts_dir)
         metrics = Metrics()
         if catalog is None or (runner is None and workers > 0):

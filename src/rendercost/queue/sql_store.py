@@ -41,6 +41,7 @@ from rendercost.errors import Conflict, InvalidRequest, NotFound
 from rendercost.ledger.ledger import Ledger
 from rendercost.queue.codec import PRIORITY_RANK, decode_payload, encode_payload, job_from_row
 from rendercost.queue.tables import MAX_ERROR_LENGTH, MAX_IDEMPOTENCY_KEY_LENGTH, jobs
+from rendercost.settings import Settings
 
 MAX_LIST_LIMIT = 1000  # most jobs one list_jobs call returns
 CLAIM_ORDER = (jobs.c.priority_rank, jobs.c.created_at, jobs.c.seq)  # interactive first, then oldest
@@ -51,6 +52,8 @@ class SqlJobStore:
 
     ``max_attempts`` claims end in the dead-letter state (FAILED, last error kept); a retryable failure
     waits ``retry_backoff_seconds * 2 ** (attempts - 1)`` before the job can be claimed again.
+    A batch-priority job that has waited ``aging_seconds`` is claimed as if it were interactive, so a
+    steady stream of interactive work cannot starve batch work.
     ``clock`` returns aware UTC datetimes; tests pass a ``db.clock.ManualClock``.
     """
 
@@ -60,6 +63,7 @@ class SqlJobStore:
         *,
         max_attempts: int = 3,
         retry_backoff_seconds: float = 2.0,
+        aging_seconds: float = 30.0,
         clock: Clock = utcnow,
     ) -> None:
         if max_attempts < 1:
@@ -69,8 +73,19 @@ class SqlJobStore:
         self._engine = engine
         self._max_attempts = max_attempts
         self._backoff_s = retry_backoff_seconds
+        self._aging_s = aging_seconds
         self._clock = clock
         self.ledger = Ledger(engine, clock=clock)  # the ledger complete() writes to
+
+    @classmethod
+    def from_settings(cls, engine: Engine, settings: Settings) -> SqlJobStore:
+        """The store with the queue tunables of ``settings``."""
+        return cls(
+            engine,
+            max_attempts=settings.max_attempts,
+            retry_backoff_seconds=settings.retry_backoff_seconds,
+            aging_seconds=settings.aging_seconds,
+        )
 
     # -- submitting and reading -------------------------------------------------------------------
 
@@ -149,11 +164,12 @@ class SqlJobStore:
             return []
         now = self._clock()
         check_transition(JobState.QUEUED, JobState.RUNNING)
+        claim_order = (_aged_rank(now - timedelta(seconds=self._aging_s)), jobs.c.created_at, jobs.c.seq)
         with self._engine.begin() as conn:
             pick = (
                 select(jobs.c.id)
                 .where(jobs.c.state == str(JobState.QUEUED), _runnable(now))
-                .order_by(*CLAIM_ORDER)
+                .order_by(*claim_order)
                 .limit(limit)
                 .with_for_update(skip_locked=True)
             )
@@ -174,7 +190,7 @@ class SqlJobStore:
                     updated_at=now,
                 )
             )
-            rows = conn.execute(select(jobs).where(jobs.c.id.in_(ids)).order_by(*CLAIM_ORDER)).mappings()
+            rows = conn.execute(select(jobs).where(jobs.c.id.in_(ids)).order_by(*claim_order)).mappings()
             return [job_from_row(row) for row in rows]
 
     def heartbeat(self, worker_id: str, job_ids: Sequence[str], *, lease_seconds: float) -> None:
@@ -399,6 +415,12 @@ def _check_enqueue(tenant: str, idempotency_key: str | None, tags: dict[str, str
 def _check_lease_seconds(lease_seconds: float) -> None:
     if not lease_seconds > 0:
         raise ValueError(f"lease_seconds must be positive, not {lease_seconds}")
+
+
+def _aged_rank(aged_before: datetime) -> ColumnElement[Any]:
+    """Claim rank with aging: batch jobs created before ``aged_before`` rank as interactive."""
+    interactive = PRIORITY_RANK[Priority.INTERACTIVE]
+    return case((jobs.c.created_at <= aged_before, interactive), else_=jobs.c.priority_rank)
 
 
 def _runnable(now: datetime) -> ColumnElement[bool]:

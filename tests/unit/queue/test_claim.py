@@ -96,3 +96,16 @@ def test_a_lease_must_have_a_length(store: SqlJobStore) -> None:
     with pytest.raises(ValueError, match="lease_seconds"):
         store.heartbeat("w1", [job.id], lease_seconds=-1)
     assert store.get(job.id).state is JobState.QUEUED
+
+
+def test_aged_batch_work_is_claimed_before_newer_interactive_work(
+    store: SqlJobStore, clock: ManualClock
+) -> None:
+    batch = store.enqueue("acme", make_request("bulk", priority=Priority.BATCH))
+    clock.advance(29)
+    early = store.enqueue("acme", make_request("early interactive"))
+    assert [job.id for job in store.claim("w1", 1, lease_seconds=LEASE_S)] == [early.id]
+
+    clock.advance(1)  # the batch job has now waited aging_seconds (30 s)
+    late = store.enqueue("acme", make_request("late interactive"))
+    assert [job.id for job in store.claim("w1", 2, lease_seconds=LEASE_S)] == [batch.id, late.id]
