@@ -1,9 +1,61 @@
-"""`rendercost worker` (being written)."""
+"""`rendercost worker`: render queued jobs from the settings' database until stopped.
+
+Start one per device. Workers on any number of machines can share one PostgreSQL database
+(``RENDERCOST_DATABASE_URL``); SQLite (the default) serves workers on one machine. SIGTERM or Ctrl-C
+drains: the batch in hand and the jobs already started finish, jobs claimed but not started go back to
+the queue, then the process exits 0. ``--burst`` renders until the queue is empty and exits.
+"""
 
 from __future__ import annotations
 
+import json
+import signal
+import threading
+from types import FrameType
+from typing import Annotated
+
 import typer
+
+from rendercost.cli.common import cli_errors, load_settings
+from rendercost.execution.worker_setup import build_runner, build_worker, default_worker_id, open_job_store
+from rendercost.observability.logging import configure_logging
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to ``app``."""
+    app.command("worker")(worker)
+
+
+def worker(
+    ctx: typer.Context,
+    burst: Annotated[bool, typer.Option("--burst", help="Exit once the queue is empty.")] = False,
+    worker_id: Annotated[
+        str | None, typer.Option("--worker-id", help="Name in the jobs table (default: host-pid-xxxx).")
+    ] = None,
+) -> None:
+    """Render queued jobs: claim, batch, render, store, bill. Runs until SIGTERM (or --burst)."""
+    settings = load_settings(ctx)
+    configure_logging()
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    with cli_errors(), open_job_store(settings) as store:
+        the_worker = build_worker(
+            settings, store, build_runner(settings), worker_id=worker_id or default_worker_id()
+        )
+        stats = the_worker.run_burst(stop) if burst else the_worker.run_forever(stop)
+    summary = {
+        "worker_id": the_worker.worker_id,
+        "jobs_succeeded": stats.jobs_succeeded,
+        "jobs_failed": stats.jobs_failed,
+        "batches": stats.batches,
+        "images": stats.images,
+        "device_seconds": round(stats.device_seconds, 6),
+        "cost_usd": str(stats.cost),
+        "batch_fill_ratio": round(stats.fill_ratio(settings.max_batch_size), 4),
+    }
+    typer.echo(json.dumps(summary))

@@ -1,0 +1,81 @@
+"""A job's rendered images, gathered across the batches they ran in, until the job can be settled.
+
+The worker stores each image (with its receipt embedded) as soon as its batch returns; a job is settled
+only when every one of its images is in. ``JobAssembly`` holds them meanwhile and builds the job's
+result dict and cost lines for ``JobStore.complete``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from rendercost.artifacts.protocol import ArtifactRef
+from rendercost.domain.costs import CostLine, Receipt
+from rendercost.domain.money import ZERO
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    """One image of a job, stored and priced."""
+
+    index: int  # image index within the job
+    ref: ArtifactRef  # where the file (receipt embedded) is stored
+    seed: int  # seed actually used
+    receipt: Receipt  # device lines of its batch share, plus its storage line
+    batch_id: str  # the pipeline call it ran in
+    device: str  # torch device it ran on
+
+
+@dataclass
+class JobAssembly:
+    """The images of one job gathered so far."""
+
+    job_id: str
+    images: dict[int, StoredImage] = field(default_factory=dict)  # by image index
+
+    def add(self, image: StoredImage) -> None:
+        self.images[image.index] = image
+
+    @property
+    def count(self) -> int:
+        return len(self.images)
+
+    @property
+    def ordered(self) -> list[StoredImage]:
+        return [self.images[index] for index in sorted(self.images)]
+
+    @property
+    def cost_lines(self) -> list[CostLine]:
+        """Every line of every image: images in index order, stages in pipeline order."""
+        return [line for image in self.ordered for line in image.receipt.lines]
+
+    @property
+    def cost(self) -> Decimal:
+        return sum((image.receipt.total for image in self.images.values()), ZERO)
+
+    @property
+    def artifacts(self) -> list[tuple[ArtifactRef, int]]:
+        """(stored file, image index) pairs in index order, as ``JobStore.complete`` takes them."""
+        return [(image.ref, image.index) for image in self.ordered]
+
+    def result(self) -> dict[str, Any]:
+        """The job's result: images with their keys and receipts, total cost, device, batch ids."""
+        ordered = self.ordered
+        return {
+            "images": [
+                {
+                    "index": image.index,
+                    "artifact_key": image.ref.key,
+                    "media_type": image.ref.media_type,
+                    "seed": image.seed,
+                    "size_bytes": image.ref.size_bytes,
+                    "receipt": image.receipt.to_dict(),
+                }
+                for image in ordered
+            ],
+            "cost_usd": str(self.cost),
+            "device": ordered[0].device if ordered else "",
+            "batch_ids": list(dict.fromkeys(image.batch_id for image in ordered)),
+        }

@@ -1,0 +1,101 @@
+"""Building a worker from settings: the parts ``rendercost worker``, ``rendercost batch`` and
+``rendercost serve`` share (database + migrations, job store, model runner, artifact store, planner,
+prices)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Engine
+
+from rendercost.artifacts.local import LocalArtifactStore
+from rendercost.artifacts.protocol import ArtifactStore
+from rendercost.batching.planner import BatchPlanner
+from rendercost.batching.policies import create_policy
+from rendercost.db.engine import create_db_engine
+from rendercost.db.migrate import migrate
+from rendercost.domain.batch import BatchPlan, RenderResult
+from rendercost.domain.runner import Runner, StepCallback
+from rendercost.execution.worker import SettledHook, Worker
+from rendercost.execution.worker_pricing import WorkerPricing
+from rendercost.queue.protocol import JobStore
+from rendercost.queue.sql_store import SqlJobStore
+from rendercost.settings import Settings
+
+
+def default_worker_id() -> str:
+    """``host-pid-xxxx``: unique per process, readable in the jobs table."""
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:4]}"
+
+
+@contextmanager
+def open_job_store(settings: Settings) -> Iterator[JobStore]:
+    """The settings' database, migrated to the newest schema, as a ``JobStore``; disposed on exit."""
+    engine: Engine = create_db_engine(settings.resolved_database_url)
+    try:
+        migrate(engine)
+        yield SqlJobStore.from_settings(engine, settings)
+    finally:
+        engine.dispose()
+
+
+def build_runner(settings: Settings) -> Runner:
+    """The diffusers runner over the settings' models (loaded lazily, on first use), with the prompt
+    embedding cache, as ``rendercost serve`` builds it."""
+    from rendercost.execution.prompt_embeddings import encoder_from_settings
+    from rendercost.execution.registry import ModelRegistry  # imports torch: only when rendering
+    from rendercost.execution.runner import DiffusersRunner
+
+    registry = ModelRegistry(settings)
+    return DiffusersRunner(
+        registry, settings, embeddings=encoder_from_settings(settings, registry.fingerprint)
+    )
+
+
+class LockedRunner:
+    """A ``Runner`` several worker threads share: one pipeline call at a time on the device, while the
+    other threads store, price and settle."""
+
+    def __init__(self, runner: Runner) -> None:
+        self._runner = runner
+        self._lock = threading.Lock()
+
+    def run(self, plan: BatchPlan, on_step: StepCallback | None = None) -> RenderResult:
+        with self._lock:
+            return self._runner.run(plan, on_step)
+
+
+def build_planner(settings: Settings) -> BatchPlanner:
+    return BatchPlanner(
+        max_batch_size=settings.max_batch_size,
+        max_wait_ms=settings.max_wait_ms,
+        policy=create_policy("priority", aging_seconds=settings.aging_seconds),
+    )
+
+
+def build_worker(
+    settings: Settings,
+    store: JobStore,
+    runner: Runner,
+    *,
+    worker_id: str,
+    artifacts: ArtifactStore | None = None,
+    pricing: WorkerPricing | None = None,
+    on_settled: SettledHook | None = None,
+) -> Worker:
+    """A ``Worker`` configured from ``settings``; ``InvalidRequest`` if the catalog cannot price it."""
+    return Worker(
+        store,
+        runner,
+        artifacts or LocalArtifactStore(settings.resolved_artifacts_dir),
+        build_planner(settings),
+        pricing or WorkerPricing.from_settings(settings),
+        worker_id=worker_id,
+        lease_seconds=settings.lease_seconds,
+        on_settled=on_settled,
+    )

@@ -1,0 +1,116 @@
+"""`rendercost batch`: bad lines are named and skipped; a killed run resumes and renders only what is
+missing, billed once."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+from typer.testing import CliRunner
+
+from rendercost.cli import app
+from rendercost.cli.batch_run import TENANT
+from rendercost.domain.costs import DEVICE_STAGES
+from rendercost.domain.jobs import JobState
+from rendercost.queue.sql_store import SqlJobStore
+from tests.integration.worker_helpers import RENDERCOST, child_env, wait_for, write_config
+
+pytestmark = pytest.mark.slow
+
+LINES_PER_IMAGE = len(DEVICE_STAGES) + 1
+
+
+def spec_line(i: int, **extra: object) -> str:
+    return json.dumps({"prompt": f"line {i}", "preset": "lightning", "size": "64x64", "seed": i, **extra})
+
+
+def test_bad_line_is_reported_by_number_and_the_rest_runs(tmp_path: Path, tiny_model_dir: Path) -> None:
+    data = tmp_path / "data"
+    config = write_config(
+        tmp_path / "rendercost.toml",
+        data_dir=data,
+        model_dir=tiny_model_dir,
+        database_url=f"sqlite:///{data / 'rendercost.db'}",
+        lease_seconds=30,
+    )
+    lines = [spec_line(1), '{"prompt": "x", "size": "12x"}', "", spec_line(4, n=2)]
+    batch_file = tmp_path / "jobs.jsonl"
+    batch_file.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out"
+
+    result = CliRunner().invoke(
+        app, ["--config", str(config), "batch", str(batch_file), "--out", str(out), "--json"]
+    )
+
+    assert result.exit_code == 1, result.output
+    assert "line 2: size '12x' is not of the form WIDTHxHEIGHT" in result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["renders"] == 3
+    assert summary["failed"] == 1
+    assert summary["batch_fill_ratio"] == pytest.approx(0.75)  # one call of 3 images, max 4
+    assert float(summary["device_seconds"]) > 0
+    assert summary["cost_usd"].startswith("0.") and len(summary["cost_usd"].split(".")[1]) >= 8
+    assert sorted(p.name for p in out.iterdir()) == ["00001-0.png", "00004-0.png", "00004-1.png"]
+
+
+@pytest.mark.integration
+def test_killed_run_resumes_and_renders_only_what_is_missing(
+    migrated_engine: Engine, db_url: str, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    count = 12
+    config = write_config(
+        tmp_path / "rendercost.toml",
+        data_dir=tmp_path / "data",
+        model_dir=tiny_model_dir,
+        database_url=db_url,
+        lease_seconds=2,
+    )
+    batch_file = tmp_path / "jobs.jsonl"
+    batch_file.write_text("\n".join(spec_line(i) for i in range(1, count + 1)) + "\n")
+    out = tmp_path / "out"
+    command = [RENDERCOST, "--config", str(config), "batch", str(batch_file), "--out", str(out), "--json"]
+    store = SqlJobStore(migrated_engine)
+
+    def succeeded() -> list[str]:
+        return [job.id for job in store.list_jobs(tenant=TENANT, states=[JobState.SUCCEEDED], limit=1000)]
+
+    first = subprocess.Popen(
+        command, env=child_env(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_for(lambda: len(succeeded()) >= 4, timeout_s=600, what="the first jobs")
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=30)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    done_before = {job_id: store.get(job_id).result for job_id in succeeded()}
+    assert 4 <= len(done_before) < count, "the run finished before it could be killed"
+    leases = [job.lease_expires_at for job in store.list_jobs(states=[JobState.RUNNING], limit=1000)]
+    expiry = max((at for at in leases if at is not None), default=None)
+    if expiry is not None:  # the next run takes over once the dead run's leases expire
+        time.sleep(max(0.0, (expiry - datetime.now(UTC)).total_seconds()) + 0.2)
+
+    second = subprocess.run(  # two worker threads sharing the model this time
+        [*command, "--workers", "2"], env=child_env(tmp_path), capture_output=True, text=True, timeout=900
+    )
+
+    assert second.returncode == 0, second.stderr[-2000:]
+    summary = json.loads(second.stdout)
+    assert summary["renders"] == count
+    assert summary["failed"] == 0
+    assert summary["already_done"] == len(done_before)
+    jobs = store.list_jobs(tenant=TENANT, limit=1000)
+    assert len(jobs) == count  # re-running queued nothing twice
+    assert {job.state for job in jobs} == {JobState.SUCCEEDED}
+    for job in jobs:
+        assert store.ledger.count_lines(job_id=job.id) == LINES_PER_IMAGE
+        if job.id in done_before:
+            assert job.result == done_before[job.id]  # not rendered again
+    assert len(list(out.iterdir())) == count
