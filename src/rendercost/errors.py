@@ -15,6 +15,7 @@ exits 2. Lower-layer exceptions (SQLAlchemy, diffusers, httpx) are translated at
     │   └── PromptTooLong                (400, prompt_too_long)
     ├── AuthenticationFailed             (401, invalid_api_key)
     ├── BudgetExceeded                   (402, budget_exceeded)
+    ├── PermissionDenied                 (403, permission_denied)  needs an admin key
     ├── NotFound                         (404, not_found)
     ├── Conflict                         (409, conflict)           e.g. illegal job state change
     ├── PayloadTooLarge                  (413, payload_too_large)
@@ -90,6 +91,12 @@ class BudgetExceeded(RenderCostError):
     http_status = 402
     code = "budget_exceeded"
     error_type = "budget_error"
+
+
+class PermissionDenied(RenderCostError):
+    http_status = 403
+    code = "permission_denied"
+    error_type = "permission_error"
 
 
 class NotFound(RenderCostError):

@@ -19,6 +19,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from rendercost.llm_gateway.config import LlmProviderConfig
+
 DEFAULT_MODEL_NAME = "default"  # the embedded tiny model, built on first use
 
 
@@ -75,7 +77,12 @@ class Settings(BaseSettings):
     pricing_model: Literal["on_demand", "spot", "reserved"] = "on_demand"
     region: str = "us-east-1"
     artifact_retention_days: int = 30  # stored images are priced (GB-months) for this many days
-    result_cache_ttl_seconds: float = 30 * 86400.0  # exact-result cache entries live this long; 0 = off
+    result_cache_ttl_seconds: float = 86400.0  # exact-result cache entries live this long (24 h); 0 = off
+    embedding_cache_ttl_seconds: float = 30 * 86400.0  # text-embedding cache entries live this long; 0 = off
+    embedding_cache_max_entries: int = 1024  # text-embedding rows kept in memory (the files keep the rest)
+    llm_providers: list[LlmProviderConfig] = []  # prompt-rewrite fallback chain, in order; [] = builtin only
+    rewrite_cache_threshold: float = 0.94  # semantic rewrite cache: cosine similarity needed for a hit
+    rewrite_cache_ttl_seconds: float = 7 * 86400.0  # semantic rewrite cache entries live this long; 0 = off
 
     min_side: int = 256  # smallest width/height accepted for non-SDXL sizes
     max_side: int = 2048  # largest width/height accepted
@@ -106,6 +113,7 @@ class Settings(BaseSettings):
     rate_limit_tenant_requests_per_minute: int = 1200  # per tenant (all its keys); 0 = off
     rate_limit_key_images_per_minute: int = 120  # images requested per API key; 0 = off
     rate_limit_tenant_images_per_minute: int = 240  # images requested per tenant; 0 = off
+    budget_alert_webhook_url: str | None = None  # budget alerts are POSTed here (signed like job webhooks)
     webhook_secret: str | None = None  # HMAC key for webhooks of keys without their own; None: generated
     webhook_max_attempts: int = 5  # deliveries tried per job before giving up
     webhook_timeout_s: float = 10.0  # per delivery attempt

@@ -17,7 +17,9 @@ from pathlib import Path
 from fastapi import FastAPI
 from sqlalchemy import Engine, text
 
-from rendercost.api import routes_images, routes_jobs, routes_ops
+from rendercost.admission.services import alert_counter, build_governance
+from rendercost.api import result_cache as api_result_cache
+from rendercost.api import routes_costs, routes_images, routes_jobs, routes_ops
 from rendercost.api.deps import ApiServices, ReadinessCheck
 from rendercost.api.errors import install_error_handlers
 from rendercost.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
@@ -27,6 +29,8 @@ from rendercost.api.views import webhook_payload
 from rendercost.api.webhooks import WebhookDispatcher, WebhookOutbox
 from rendercost.artifacts.protocol import ArtifactStore
 from rendercost.auth.keys import KeyStore, write_secret_file
+from rendercost.caches.http_result import Fingerprint, ResultCacheGate
+from rendercost.caches.result_cache import ResultCache
 from rendercost.observability.metrics import Metrics
 from rendercost.queue.protocol import JobStore
 from rendercost.settings import Settings
@@ -79,7 +83,29 @@ def build_services(
         limiter=RateLimiter(settings),
         readiness={"database": database_check(engine), **(readiness or {})},
         webhook_secret=resolve_webhook_secret(settings),
+        governance=build_governance(
+            engine,
+            alert_webhook_url=settings.budget_alert_webhook_url,
+            alert_secret=resolve_webhook_secret(settings),
+            on_alert=alert_counter(metrics.registry),
+        ),
+        result_cache=ResultCacheGate(
+            ResultCache(engine, settings.result_cache_ttl_seconds),
+            engine,
+            artifacts,
+            model_fingerprint(catalog),
+        ),
     )
+
+
+def model_fingerprint(catalog: ModelCatalog | None) -> Fingerprint:
+    """The weights fingerprint of a model: the registry's when the catalog has one, else the name
+    (a catalog without files, e.g. tests over a painter runner)."""
+    registry = getattr(catalog, "registry", None)
+    fingerprint = getattr(registry, "fingerprint", None)
+    if callable(fingerprint):
+        return lambda name: str(fingerprint(name))
+    return lambda name: f"name:{name}"
 
 
 def create_app(services: ApiServices, *, run_webhooks: bool = True) -> FastAPI:
@@ -122,4 +148,6 @@ def create_app(services: ApiServices, *, run_webhooks: bool = True) -> FastAPI:
     app.include_router(routes_images.router)
     app.include_router(routes_jobs.router)
     app.include_router(routes_ops.router)
+    app.include_router(routes_costs.router)
+    app.include_router(api_result_cache.router)
     return app

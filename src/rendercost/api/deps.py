@@ -7,13 +7,15 @@ Every blocking call (SQL, files) goes through ``anyio.to_thread``; nothing here 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Annotated, Any, TypeVar
 
 import anyio
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
+from rendercost.admission.routing import CLASS_HEADER, CLASS_TAG, resolve_class, route
+from rendercost.admission.services import Governance
 from rendercost.api.eta import EtaEstimator
 from rendercost.api.events import JobEvents
 from rendercost.api.middleware import RATE_LIMIT_STATE, TENANT_STATE
@@ -22,8 +24,11 @@ from rendercost.api.translate import ModelCatalog
 from rendercost.api.webhooks import WebhookOutbox
 from rendercost.artifacts.protocol import ArtifactStore
 from rendercost.auth.keys import ApiKey, KeyStore
+from rendercost.caches.http_result import ResultCacheGate
 from rendercost.domain.jobs import Job
+from rendercost.domain.specs import RenderRequest
 from rendercost.errors import AuthenticationFailed, QueueFull
+from rendercost.llm_gateway.rewriter import PromptRewriter
 from rendercost.observability.metrics import Metrics
 from rendercost.queue.protocol import JobStore
 from rendercost.settings import Settings
@@ -50,6 +55,9 @@ class ApiServices:
     readiness: Mapping[str, ReadinessCheck] = field(default_factory=dict)  # /readyz checks by name
     webhook_secret: str = ""  # signs webhooks of keys without their own secret
     on_enqueue: Callable[[], None] = lambda: None  # wakes in-process workers when a job is queued
+    result_cache: ResultCacheGate | None = None  # exact repeats answered without queuing (None: off)
+    rewriter: PromptRewriter | None = None  # prompt rewriting + semantic cache (None: rewrite ignored)
+    governance: Governance | None = None  # budgets, routing, reports, FOCUS export (None: off)
 
 
 async def blocking(func: Callable[..., T], *args: Any) -> T:
@@ -98,18 +106,42 @@ async def rate_limited_key(request: Request, key: Annotated[ApiKey, Depends(auth
     return key
 
 
-def enqueue_if_room(svc: ApiServices, enqueue: Callable[[], Job]) -> Job:
+def enqueue_if_room(
+    svc: ApiServices,
+    enqueue: Callable[[], Job],
+    *,
+    tenant: str | None = None,
+    request: RenderRequest | None = None,
+) -> Job:
     """Blocking: ``enqueue()`` unless ``max_queue_depth`` jobs are already queued (503 ``queue_full``
-    with Retry-After); then wake the in-process workers. One thread hop for both queries."""
+    with Retry-After); then wake the in-process workers. One thread hop for both queries. Given the
+    ``tenant`` and ``request``, the budget gate reserves the request's estimated cost first (402
+    ``budget_exceeded`` when a budget would be passed; nothing is queued then)."""
     queued = sum(svc.store.depth().values())
     if queued >= svc.settings.max_queue_depth:
         raise QueueFull(
             f"the queue holds {queued} jobs (limit {svc.settings.max_queue_depth}); retry later",
             retry_after=svc.settings.queue_full_retry_after_s,
         )
-    job = enqueue()
+    gov = svc.governance
+    job = gov.gate.admit(tenant, request, enqueue) if gov and tenant and request else enqueue()
     svc.on_enqueue()
     return job
+
+
+async def route_request(
+    request: Request, key: ApiKey, render_request: RenderRequest
+) -> tuple[RenderRequest, ApiKey]:
+    """``render_request`` with the preset and priority the tenant's routing policy gives its class
+    (``X-Render-Class`` header, else the key's ``class`` tag), and ``key`` with that class among its
+    tags (so the job's cost lines carry it); both unchanged when the request names no class."""
+    gov = services(request).governance
+    render_class = resolve_class(request.headers.get(CLASS_HEADER), key.tags)
+    if gov is None or render_class is None:
+        return render_request, key
+    rules = await blocking(gov.routing.get, key.tenant)
+    tagged = replace(key, tags={**key.tags, CLASS_TAG: render_class})
+    return route(render_request, render_class, rules), tagged
 
 
 Authenticated = Annotated[ApiKey, Depends(authenticate)]

@@ -14,8 +14,18 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Request, Response
 
-from rendercost.api.deps import Authenticated, RateLimitedKey, admit, blocking, enqueue_if_room, services
+from rendercost.api.deps import (
+    Authenticated,
+    RateLimitedKey,
+    admit,
+    blocking,
+    enqueue_if_room,
+    route_request,
+    services,
+)
 from rendercost.api.errors import RenderFailed
+from rendercost.api.result_cache import check_result_cache, hit_data, hit_info
+from rendercost.api.rewrite import apply_rewrite, record_rewrite, revised_prompt, wants_rewrite
 from rendercost.api.schemas import ImageData, ImageGenerationRequest, ImageMeta, ImagesResponse
 from rendercost.api.translate import (
     build_request,
@@ -94,8 +104,32 @@ async def create_images(request: Request, body: ImageGenerationRequest, key: Aut
     svc = services(request)
     render_request = await blocking(_to_request, request, body)
     await admit(request, key, images=render_request.n)
+    rewrite = None
+    if wants_rewrite(body.rewrite, render_request.styles):
+        render_request, rewrite = await apply_rewrite(svc, render_request, request.headers, tenant=key.tenant)
+    render_request, key = await route_request(request, key, render_request)
+    hit, _outcome = await check_result_cache(
+        svc,
+        render_request,
+        tenant=key.tenant,
+        tags=_job_tags(key),
+        cache_control=request.headers.get("cache-control"),
+        random_seed=body.seed is None,
+    )
+    if hit is not None:
+        await record_rewrite(
+            svc, rewrite, render_request, job_id=hit.id, tenant=key.tenant, tags=_job_tags(key)
+        )
+        answer = await hit_data(svc, hit, str(request.base_url), b64=body.response_format == "b64_json")
+        for item in answer:
+            item.revised_prompt = revised_prompt(render_request.extra)
+        info = hit_info(hit)
+        info.cache.rewrite = rewrite.cache if rewrite is not None else "off"
+        return ImagesResponse(created=int(time.time()), data=answer, rendercost=info)
     enqueue = partial(svc.store.enqueue, key.tenant, render_request, tags=_job_tags(key))
-    job = await blocking(enqueue_if_room, svc, enqueue)
+    admit_and_enqueue = partial(enqueue_if_room, svc, enqueue, tenant=key.tenant, request=render_request)
+    job = await blocking(admit_and_enqueue)
+    await record_rewrite(svc, rewrite, render_request, job_id=job.id, tenant=key.tenant, tags=_job_tags(key))
     job = await wait_for_job(
         svc,
         job.id,
@@ -113,6 +147,8 @@ async def create_images(request: Request, body: ImageGenerationRequest, key: Aut
     else:
         base = str(request.base_url)
         data = [ImageData(url=image_url(base, job.id, int(image["index"]))) for image in images]
+    for item in data:
+        item.revised_prompt = revised_prompt(job.request.extra)
     return ImagesResponse(created=int(time.time()), data=data, rendercost=rendercost_info(job))
 
 

@@ -12,7 +12,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
 
-from rendercost.api.deps import RateLimitedKey, admit, blocking, enqueue_if_room, services
+from rendercost.api.deps import RateLimitedKey, admit, blocking, enqueue_if_room, route_request, services
+from rendercost.api.rewrite import REWRITE_EXTRA, apply_rewrite, record_rewrite, wants_rewrite
 from rendercost.api.schemas import JobList, JobOut, JobRequest
 from rendercost.api.translate import (
     build_request,
@@ -64,6 +65,9 @@ def _to_request(request: Request, body: JobRequest) -> RenderRequest:
 
 def _comparable(render_request: RenderRequest, seed_given: bool) -> dict[str, Any]:
     data = render_request.to_dict()
+    rewrite = data["extra"].pop(REWRITE_EXTRA, None)  # a replay may be rewritten differently
+    if isinstance(rewrite, dict) and "original_prompt" in rewrite:
+        data["spec"]["prompt"] = rewrite["original_prompt"]
     if not seed_given:
         data["spec"].pop("seed", None)
     return data
@@ -94,8 +98,15 @@ async def submit_job(
         )
     render_request = await blocking(_to_request, request, body)
     await admit(request, key, images=render_request.n)
+    rewrite = None
+    if wants_rewrite(body.rewrite, render_request.styles):
+        render_request, rewrite = await apply_rewrite(svc, render_request, request.headers, tenant=key.tenant)
+    render_request, key = await route_request(request, key, render_request)
     enqueue = partial(_enqueue, svc.store, key, render_request, idempotency_key, body.webhook_url)
-    job = await blocking(enqueue_if_room, svc, enqueue)
+    admit_and_enqueue = partial(enqueue_if_room, svc, enqueue, tenant=key.tenant, request=render_request)
+    job = await blocking(admit_and_enqueue)
+    tags = {**key.tags, "api_key": key.id}  # the ledger keeps one rewrite line per job (replays too)
+    await record_rewrite(svc, rewrite, job.request, job_id=job.id, tenant=key.tenant, tags=tags)
     seed_given = body.seed not in (None, -1)
     if _comparable(job.request, seed_given) != _comparable(render_request, seed_given):
         raise Conflict("this Idempotency-Key was used for a different request", code="idempotency_conflict")

@@ -44,6 +44,7 @@ class ImageGenerationRequest(BaseModel):
     user: str | None = Field(default=None, max_length=200)  # end-user id, kept on the job
     preset: str | None = None  # rendercost: overrides quality
     seed: int | None = Field(default=None, ge=0, le=MAX_SEED)  # rendercost: first image's seed
+    rewrite: bool | None = None  # rendercost: rewrite the prompt (LLM chain, builtin fallback) first
 
 
 class ImageData(BaseModel):
@@ -96,6 +97,7 @@ class JobRequest(_Strict):
     preset: str | None = None  # quality, speed, extreme-speed, lightning, hyper-sd; default speed
     styles: list[str] = Field(default_factory=list, max_length=16)
     seed: int | None = Field(default=None, ge=-1, le=MAX_SEED)  # None or -1: random
+    rewrite: bool | None = None  # rewrite the prompt first (LLM chain, builtin fallback); see api.rewrite
     n: int = Field(default=1, ge=1)  # 1..settings.max_n
     size: str | None = None  # "WxH" or "auto"
     loras: list[LoraIn] = Field(default_factory=list, max_length=8)

@@ -14,6 +14,7 @@ from typing import Any
 from rendercost.api.schemas import CacheInfo, ImageRef, JobOut, RenderCostInfo, StageCost
 from rendercost.domain.costs import Stage
 from rendercost.domain.jobs import Job, JobState
+from rendercost.domain.money import usd_text
 from rendercost.errors import NotFound
 
 _STAGE_ORDER = {str(stage): i for i, stage in enumerate(Stage)}
@@ -64,12 +65,17 @@ def rendercost_info(job: Job) -> RenderCostInfo:
         if isinstance(cache, str):
             hits.add(cache)
     stages = [
-        StageCost(stage=stage, device_seconds=seconds[stage], cost_usd=str(costs[stage]))
+        StageCost(stage=stage, device_seconds=seconds[stage], cost_usd=usd_text(costs[stage]))
         for stage in sorted(costs, key=lambda s: _STAGE_ORDER.get(s, len(_STAGE_ORDER)))
     ]
     total = job.result.get("cost_usd")
-    cost = str(total) if total is not None else str(sum(costs.values(), Decimal(0)))
+    cost = usd_text(Decimal(str(total)) if total is not None else sum(costs.values(), Decimal(0)))
     cache = CacheInfo(**{name: "hit" for name in _CACHES if name in hits})
+    if "result" not in hits:
+        cache.result = str(job.request.extra.get("result_cache", "off"))  # set by api.result_cache
+    rewrite = job.request.extra.get("rewrite")
+    if isinstance(rewrite, dict) and "cache" in rewrite:
+        cache.rewrite = str(rewrite["cache"])  # set by api.rewrite
     return RenderCostInfo(job_id=job.id, cost_usd=cost, stages=stages, cache=cache)
 
 
@@ -79,7 +85,7 @@ def job_receipt(job: Job) -> dict[str, Any] | None:
         return None
     lines = list(_lines(job))
     total = sum((Decimal(str(line.get("cost_usd", "0"))) for line in lines), Decimal(0))
-    return {"lines": lines, "total_usd": str(total)}
+    return {"lines": lines, "total_usd": usd_text(total)}
 
 
 def job_view(

@@ -6,12 +6,19 @@ bad input ends the command with exit code 2 and one readable line on stderr.
 
 from __future__ import annotations
 
+import os
+
+# diffusers and transformers announce optional backends (torchvision, ...) on import; a CLI user
+# wants errors only. Set before any submodule imports them; an explicit env setting still wins.
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from rendercost.cli import batch, keys, models, render, serve, worker
+from rendercost.cli import batch, governance, keys, models, render, serve, worker
 from rendercost.cli.common import CliState
 
 app = typer.Typer(
@@ -37,7 +44,7 @@ def _global_options(
     ctx.obj = CliState(config=config, data_dir=data_dir)
 
 
-for _module in (render, models, batch, worker, serve, keys):
+for _module in (render, models, batch, worker, serve, keys, governance):
     _module.register(app)
 
 

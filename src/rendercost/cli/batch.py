@@ -33,7 +33,7 @@ from rendercost.cli.batch_lines import BadLine, BatchLine, read_lines
 from rendercost.cli.batch_run import BatchRun, enqueue_lines
 from rendercost.cli.common import cli_errors, load_settings
 from rendercost.domain.jobs import Job, JobState
-from rendercost.domain.money import ZERO
+from rendercost.domain.money import ZERO, usd_text
 from rendercost.domain.runner import Runner
 from rendercost.execution.worker import SUFFIXES, Worker
 from rendercost.execution.worker_pricing import WorkerPricing
@@ -193,7 +193,7 @@ def _summary(
         "failed": failed_lines,
         "already_done": already_done,
         "device_seconds": round(sum(image["receipt"]["device_seconds"] for image in images), 6),
-        "cost_usd": str(cost),
+        "cost_usd": usd_text(cost),
         "cost_per_render_usd": str((cost / len(images)).quantize(Decimal("1e-10"))) if images else "0",
         "batch_fill_ratio": round(fill, 4),
     }

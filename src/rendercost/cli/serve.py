@@ -32,10 +32,13 @@ from rendercost.db.migrate import migrate
 from rendercost.domain.jobs import Job
 from rendercost.domain.runner import Runner
 from rendercost.errors import ModelLoadFailed, PresetUnavailable, UnknownLora
+from rendercost.execution.prompt_embeddings import encoder_from_settings
 from rendercost.execution.registry import ModelRegistry
 from rendercost.execution.runner import DiffusersRunner
+from rendercost.execution.sentence_embedder import MiniLmEmbedder
 from rendercost.execution.worker import Worker
 from rendercost.execution.worker_setup import LockedRunner, build_worker, default_worker_id
+from rendercost.llm_gateway.rewriter import PromptRewriter
 from rendercost.observability.logging import configure_logging
 from rendercost.observability.metrics import MeteredRunner, Metrics
 from rendercost.queue.sql_store import SqlJobStore
@@ -110,6 +113,8 @@ def _settled_hook(services: ApiServices) -> Callable[[str, Job | None, str | Non
     """The workers' ``on_settled``: wake waiting requests, count costs, learn durations."""
 
     def on_settled(job_id: str, job: Job | None, error: str | None) -> None:
+        if job is not None and services.result_cache is not None:
+            services.result_cache.store(job)  # before waking waiters, so an instant repeat hits
         services.events.notify(job_id, job)
         if job is None:
             services.metrics.jobs_finished.labels("attempt_failed").inc()
@@ -185,7 +190,13 @@ def embedded_server(
         if catalog is None or (runner is None and workers > 0):
             registry = ModelRegistry(settings)
             catalog = catalog or RegistryCatalog(registry, settings.default_model)
-            runner = runner or DiffusersRunner(registry, settings)
+            runner = runner or DiffusersRunner(
+                registry,
+                settings,
+                embeddings=encoder_from_settings(
+                    settings, registry.fingerprint, partial(metrics.observe_cache_lookup, "embedding")
+                ),
+            )
         readiness: dict[str, ReadinessCheck] = {}
         if isinstance(catalog, RegistryCatalog):
             readiness["model"] = catalog.check_default_model
@@ -208,6 +219,9 @@ def embedded_server(
             build = partial(build_worker, settings, store, shared, artifacts=artifacts, on_settled=hook)
             server.workers = [build(worker_id=default_worker_id()) for _ in range(workers)]
         services.on_enqueue = server.stop.kick
+        services.rewriter = PromptRewriter.from_settings(
+            settings, engine, MiniLmEmbedder(), partial(metrics.observe_cache_lookup, "rewrite")
+        )
         server.start_workers()
         try:
             yield server

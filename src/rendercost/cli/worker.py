@@ -11,14 +11,21 @@ from __future__ import annotations
 import json
 import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import FrameType
 from typing import Annotated
 
 import typer
 
+from rendercost.artifacts.local import LocalArtifactStore
+from rendercost.caches.http_result import ResultCacheGate, storing_hook
+from rendercost.caches.result_cache import ResultCache
 from rendercost.cli.common import cli_errors, load_settings
+from rendercost.db.engine import create_db_engine
 from rendercost.execution.worker_setup import build_runner, build_worker, default_worker_id, open_job_store
 from rendercost.observability.logging import configure_logging
+from rendercost.settings import Settings
 
 
 def register(app: typer.Typer) -> None:
@@ -43,9 +50,13 @@ def worker(
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    with cli_errors(), open_job_store(settings) as store:
+    with cli_errors(), open_job_store(settings) as store, _result_cache(settings) as gate:
         the_worker = build_worker(
-            settings, store, build_runner(settings), worker_id=worker_id or default_worker_id()
+            settings,
+            store,
+            build_runner(settings),
+            worker_id=worker_id or default_worker_id(),
+            on_settled=storing_hook(gate),  # results answer exact repeats over HTTP
         )
         stats = the_worker.run_burst(stop) if burst else the_worker.run_forever(stop)
     summary = {
@@ -59,3 +70,17 @@ def worker(
         "batch_fill_ratio": round(stats.fill_ratio(settings.max_batch_size), 4),
     }
     typer.echo(json.dumps(summary))
+
+
+@contextmanager
+def _result_cache(settings: Settings) -> Iterator[ResultCacheGate]:
+    """The exact-result cache this worker fills (its own engine on the settings' database)."""
+    from rendercost.execution.registry import ModelRegistry  # imports torch: only when rendering
+
+    engine = create_db_engine(settings.resolved_database_url)
+    try:
+        artifacts = LocalArtifactStore(settings.resolved_artifacts_dir)
+        cache = ResultCache(engine, settings.result_cache_ttl_seconds)
+        yield ResultCacheGate(cache, engine, artifacts, ModelRegistry(settings).fingerprint)
+    finally:
+        engine.dispose()

@@ -52,3 +52,4 @@ class RenderResult:
     stage_seconds: dict[Stage, float]  # whole-batch device-seconds per stage
     device: str  # torch device it ran on, e.g. "cpu", "cuda:0"
     skipped_stages: dict[Stage, str] = field(default_factory=dict)  # stage -> reason (e.g. "cache_hit")
+    avoided_seconds: dict[Stage, float] = field(default_factory=dict)  # skipped stage -> est. whole-batch s

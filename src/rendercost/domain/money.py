@@ -58,3 +58,8 @@ def split_exact(total: Decimal, weights: Sequence[int | float | Decimal]) -> lis
         for i in sorted(range(len(shares)), key=lambda i: (shares[i] - floors[i], i))[:-leftover]:
             floors[i] -= 1
     return [Decimal(q) * COST_QUANTUM for q in floors]
+
+
+def usd_text(amount: Decimal) -> str:
+    """A money amount as a plain decimal string (never scientific notation), for JSON and CSV."""
+    return format(amount, "f")

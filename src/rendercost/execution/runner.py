@@ -32,6 +32,7 @@ from rendercost.errors import InvalidRequest
 from rendercost.execution import speedups
 from rendercost.execution.encoding import MEDIA_TYPES, encode_image, to_pixels
 from rendercost.execution.noise_schedulers import bind_seeds, make_noise_scheduler
+from rendercost.execution.prompt_embeddings import CachedEncoder
 from rendercost.execution.registry import LoadedModel, ModelRegistry
 from rendercost.execution.timing import StageTimer
 from rendercost.settings import Settings
@@ -69,10 +70,12 @@ class DiffusersRunner:
         settings: Settings,
         *,
         preset_lookup: Callable[[str], Preset] = get_preset,
+        embeddings: CachedEncoder | None = None,
     ) -> None:
         self._registry = registry
         self._settings = settings
         self._preset_lookup = preset_lookup
+        self._embeddings = embeddings  # text-embedding cache; None encodes every prompt
 
     def check_prompt(self, model: str, prompt: str, truncate: bool = False) -> str:
         """See ``ModelRegistry.check_prompt``."""
@@ -88,7 +91,7 @@ class DiffusersRunner:
             speedups.prepare_for_size(model.pipeline, self._settings.speed, batch.width, batch.height)
             with torch.inference_mode():
                 with timer.stage(Stage.TEXT_ENCODE):
-                    embeds = self._encode_prompts(batch)  # 2
+                    embeds, cached = self._encode_prompts(batch)  # 2
                 with timer.stage(Stage.PREPARE_LATENTS):
                     latents, generators = self._prepare_latents(batch)  # 3
                 with timer.stage(Stage.DENOISE):
@@ -97,11 +100,30 @@ class DiffusersRunner:
                     images = self._decode(batch, latents)  # 5
         with timer.stage(Stage.POSTPROCESS):
             rendered = self._postprocess(plan, images)  # 6
+        return self._result(plan, rendered, timer.seconds, model.device, embeddings_cached=cached)
+
+    def _result(
+        self,
+        plan: BatchPlan,
+        rendered: tuple[RenderedImage, ...],
+        seconds: dict[Stage, float],
+        device: str,
+        *,
+        embeddings_cached: bool,
+    ) -> RenderResult:
+        """The answer; a cached encode is a skipped stage (0 s) priced at the running mean as avoided."""
+        if self._embeddings is None:
+            return RenderResult(batch_id=plan.batch_id, images=rendered, stage_seconds=seconds, device=device)
+        if not embeddings_cached:
+            self._embeddings.observe(seconds.get(Stage.TEXT_ENCODE, 0.0), plan.size)
+            return RenderResult(batch_id=plan.batch_id, images=rendered, stage_seconds=seconds, device=device)
         return RenderResult(
             batch_id=plan.batch_id,
             images=rendered,
-            stage_seconds=timer.seconds,
-            device=model.device,
+            stage_seconds={stage: s for stage, s in seconds.items() if stage != Stage.TEXT_ENCODE},
+            device=device,
+            skipped_stages={Stage.TEXT_ENCODE: "embedding_cache"},
+            avoided_seconds={Stage.TEXT_ENCODE: self._embeddings.encode_seconds_per_image() * plan.size},
         )
 
     # 1 -------------------------------------------------------------------------------------------
@@ -140,19 +162,34 @@ class DiffusersRunner:
 
     # 2 -------------------------------------------------------------------------------------------
 
-    def _encode_prompts(self, batch: _Batch) -> _PromptEmbeds:
-        """Both text encoders, one row per image; negative prompts only when the preset uses CFG."""
+    def _encode_prompts(self, batch: _Batch) -> tuple[_PromptEmbeds, bool]:
+        """Both text encoders, one row per image; negative prompts only when the preset uses CFG.
+        With an embedding cache, rows come from it when all are there (then True)."""
         uses_cfg = batch.preset.uses_cfg
-        prompt, negative, pooled, negative_pooled = batch.model.pipeline.encode_prompt(
-            prompt=[spec.prompt for spec in batch.specs],
+
+        def encode() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+            prompt, negative, pooled, negative_pooled = batch.model.pipeline.encode_prompt(
+                prompt=[spec.prompt for spec in batch.specs],
+                device=torch.device(batch.model.device),
+                num_images_per_prompt=1,
+                do_classifier_free_guidance=uses_cfg,
+                negative_prompt=[spec.negative_prompt for spec in batch.specs] if uses_cfg else None,
+            )
+            if not uses_cfg:
+                negative = negative_pooled = None
+            return prompt, pooled, negative, negative_pooled
+
+        if self._embeddings is None:
+            return _PromptEmbeds(*encode()), False
+        loras = [(str(path), weight) for path, weight in batch.loras]
+        encoded = self._embeddings.encode(
+            batch.specs,
+            uses_cfg=uses_cfg,
+            loras=loras,
             device=torch.device(batch.model.device),
-            num_images_per_prompt=1,
-            do_classifier_free_guidance=uses_cfg,
-            negative_prompt=[spec.negative_prompt for spec in batch.specs] if uses_cfg else None,
+            encode=encode,
         )
-        if not uses_cfg:
-            negative = negative_pooled = None
-        return _PromptEmbeds(prompt, pooled, negative, negative_pooled)
+        return _PromptEmbeds(*encoded.tensors), encoded.from_cache
 
     # 3 -------------------------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from rendercost.artifacts.protocol import ArtifactRef
 from rendercost.domain.costs import CostLine, Receipt
-from rendercost.domain.money import ZERO
+from rendercost.domain.money import ZERO, usd_text
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ class JobAssembly:
                 }
                 for image in ordered
             ],
-            "cost_usd": str(self.cost),
+            "cost_usd": usd_text(self.cost),
             "device": ordered[0].device if ordered else "",
             "batch_ids": list(dict.fromkeys(image.batch_id for image in ordered)),
         }

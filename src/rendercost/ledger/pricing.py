@@ -65,7 +65,7 @@ def price_batch(
         costs = split_exact(cost_of_seconds(seconds, usd_per_hour), weights)
         avoided = split_exact(cost_of_seconds((avoided_seconds or {}).get(stage, 0.0), usd_per_hour), weights)
         shares = _split_seconds(seconds, weights)
-        details = {"skipped": result.skipped_stages[stage]} if stage in result.skipped_stages else {}
+        details = _skip_details(result.skipped_stages.get(stage))
         for i, item in enumerate(plan.items):
             per_item[i].append(
                 CostLine(
@@ -127,6 +127,16 @@ def price_storage(
             "put_price_per_1000": str(prices.put_per_1000),
         },
     )
+
+
+CACHE_SKIPS = {"embedding_cache": "embedding"}  # skipped-stage reasons that are cache hits -> cache name
+
+
+def _skip_details(reason: str | None) -> dict[str, str]:
+    """A skipped stage's details: the reason, and the cache that answered it (counted as a hit)."""
+    if reason is None:
+        return {}
+    return {"skipped": reason, **({"cache": CACHE_SKIPS[reason]} if reason in CACHE_SKIPS else {})}
 
 
 def _split_seconds(seconds: float, weights: Sequence[int]) -> list[float]:

@@ -62,6 +62,10 @@ class Metrics:
         self.cache_hits = Counter(
             "rendercost_cache_hits", "Cache hits (result, embedding, rewrite).", ["cache"], registry=r
         )
+        self.cache_lookups = Counter(
+            "rendercost_cache_lookups", "Cache lookups by cache and outcome (hit rate = hit / all).",
+            ["cache", "outcome"], registry=r,
+        )  # fmt: skip
         self.jobs_finished = Counter(
             "rendercost_jobs_finished", "Jobs that reached a terminal state in this process.", ["state"],
             registry=r,
@@ -104,6 +108,10 @@ class Metrics:
 
     def observe_cache_hit(self, cache: str) -> None:
         self.cache_hits.labels(cache).inc()
+
+    def observe_cache_lookup(self, cache: str, hit: bool) -> None:
+        """One lookup of ``cache`` ("result", "embedding", "rewrite"): the hit-rate metric."""
+        self.cache_lookups.labels(cache, "hit" if hit else "miss").inc()
 
     def watch_queue(self, read_depth: DepthReader) -> None:
         """Export ``rendercost_queue_depth{priority,model}`` read from ``read_depth`` at each scrape."""

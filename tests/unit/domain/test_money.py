@@ -3,7 +3,7 @@ from decimal import Decimal
 
 import pytest
 
-from rendercost.domain.money import COST_QUANTUM, cost_of_seconds, quantize, split_exact, usd
+from rendercost.domain.money import COST_QUANTUM, cost_of_seconds, quantize, split_exact, usd, usd_text
 
 
 def test_usd_refuses_floats() -> None:
@@ -60,3 +60,8 @@ def test_split_rejects_bad_weights() -> None:
 def test_split_of_negative_total_sums_exactly() -> None:
     parts = split_exact(Decimal("-0.0000000010"), [1, 1, 1])
     assert sum(parts) == Decimal("-0.0000000010")
+
+
+def test_usd_text_is_never_scientific() -> None:
+    assert usd_text(Decimal("3.767E-7")) == "0.0000003767"
+    assert usd_text(Decimal("0E-10")) == "0.0000000000"

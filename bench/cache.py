@@ -1,0 +1,146 @@
+"""What the caches save, measured side by side in one run.
+
+1. Exact-result cache through HTTP (uvicorn on 127.0.0.1, the real app, a worker rendering the tiny
+   model on the CPU): latency of ``POST /v1/images/generations`` answered from the cache against a
+   full render of the same spec (``Cache-Control: no-cache`` renders it again), p50/p99 and the ratio.
+2. Semantic rewrite cache: lookup latency in one scope holding 10k and 100k entries (random unit
+   vectors, the real guard), given the query's vector; and the cost of embedding one prompt with
+   all-MiniLM-L6-v2 (paid once per lookup).
+
+Usage: .venv/bin/python bench/cache.py [--renders 10] [--hits 200] [--lookups 200] [--preset lightning]
+Default run: about a minute on 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import partial
+from pathlib import Path
+
+import httpx
+import numpy as np
+import uvicorn
+from fastapi import FastAPI
+from sqlalchemy import create_engine
+
+from rendercost.caches.semantic_cache import SemanticCache, scope_key
+from rendercost.cli.serve import embedded_server
+from rendercost.db.migrate import migrate
+from rendercost.execution.sentence_embedder import MiniLmEmbedder
+from rendercost.execution.tiny_model import build_tiny_model
+from rendercost.settings import ModelConfig, Settings
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q))
+
+
+def timed(call: Callable[[], object], rounds: int) -> list[float]:
+    seconds = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        call()
+        seconds.append(time.perf_counter() - start)
+    return seconds
+
+
+@contextmanager
+def serve(app: FastAPI) -> Iterator[str]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+def exact_cache(root: Path, renders: int, hits: int, preset: str) -> None:
+    model_dir = root / "tiny-sdxl"
+    build_tiny_model(model_dir)
+    settings = Settings(
+        data_dir=root / "data",
+        models={"default": ModelConfig(source=str(model_dir))},
+        min_side=64,
+        default_size="64x64",
+        max_wait_ms=0,
+        images_wait_timeout_s=120,
+    )
+    with embedded_server(settings, workers=1) as server, serve(server.app) as url:
+        secret = server.services.keys.create("bench").secret
+        body = {"prompt": "a lighthouse at dusk", "seed": 7, "preset": preset, "response_format": "url"}
+        auth = {"Authorization": f"Bearer {secret}"}
+        with httpx.Client(base_url=url, timeout=120) as client:
+
+            def post(headers: dict[str, str]) -> str:
+                response = client.post("/v1/images/generations", json=body, headers=headers)
+                response.raise_for_status()
+                return str(response.json()["rendercost"]["cache"]["result"])
+
+            post({**auth, "Cache-Control": "no-cache"})  # warm-up: loads the model, stores the result
+            full = timed(lambda: post({**auth, "Cache-Control": "no-cache"}), renders)
+            assert post(auth) == "hit"
+            hit = timed(lambda: post(auth), hits)
+    print(f"exact-result cache over HTTP, tiny model 64x64 preset={preset} (CPU)")
+    report("full render", full)
+    report("cache hit", hit)
+    print(f"  ratio full/hit at p50: {percentile(full, 50) / percentile(hit, 50):.1f}x")
+
+
+def report(label: str, seconds: list[float]) -> None:
+    p50, p99 = percentile(seconds, 50) * 1000, percentile(seconds, 99) * 1000
+    print(f"  {label:<30} n={len(seconds):4d}  p50 {p50:8.2f} ms  p99 {p99:8.2f} ms")
+
+
+def semantic_cache(root: Path, lookups: int) -> None:
+    embedder = MiniLmEmbedder()
+    embedder.embed(["warm up"])
+    embed = timed(lambda: embedder.embed(["a white sneaker on the beach at golden hour"]), 50)
+    print("semantic rewrite cache (numpy index, one scope)")
+    report("embed one prompt (MiniLM, CPU)", embed)
+    rng = np.random.default_rng(0)
+    engine = create_engine(f"sqlite:///{root / 'semantic.sqlite'}")
+    migrate(engine)
+    scope = scope_key("bench", "default", {})
+    for size in (10_000, 100_000):
+        cache = SemanticCache(engine, embedder)
+        vectors = rng.standard_normal((size, 384)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        cache.index_only("acme", scope, [f"prompt {i}" for i in range(size)], vectors)
+        query = vectors[size // 2]
+        cache.lookup("acme", scope, f"prompt {size // 2}", vector=query)  # builds the matrix
+        seconds = timed(partial(cache.lookup, "acme", scope, f"prompt {size // 2}", vector=query), lookups)
+        found = cache.lookup("acme", scope, f"prompt {size // 2}", vector=query)
+        assert found is not None and found.similarity > 0.999
+        report(f"lookup, {size:,} entries", seconds)
+    engine.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--renders", type=int, default=10)
+    parser.add_argument("--hits", type=int, default=200)
+    parser.add_argument("--lookups", type=int, default=200)
+    parser.add_argument("--preset", default="lightning")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="rc-bench-cache-") as tmp:
+        exact_cache(Path(tmp), args.renders, args.hits, args.preset)
+        semantic_cache(Path(tmp), args.lookups)
+
+
+if __name__ == "__main__":
+    main()

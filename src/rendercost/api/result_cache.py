@@ -1,0 +1,108 @@
+"""The exact-result cache on the HTTP path: answer a repeat without queuing, and serve cached files.
+
+``check_result_cache`` runs before enqueue: it reads ``Cache-Control`` (``no-cache``: skip the read,
+still store; ``no-store``: neither), records ``no-store`` on the request so the settle hook skips it,
+and returns the hit (its ledger lines already written) or None with the outcome for the response's
+``rendercost.cache.result``: ``"hit"``, ``"miss"``, ``"bypass"`` or ``"off"``. A seed the client left
+random counts as ``no-store``.
+``GET /v1/cached-images/{key}`` returns a cached file's bytes (hit responses point there).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+
+from fastapi import APIRouter, Request, Response
+
+from rendercost.api.deps import ApiServices, RateLimitedKey, blocking, services
+from rendercost.api.schemas import CacheInfo, ImageData, RenderCostInfo, StageCost
+from rendercost.caches.http_result import CACHE_EXTRA, OUTCOME_EXTRA, CacheHit, cache_mode
+from rendercost.domain.specs import RenderRequest
+from rendercost.errors import NotFound
+
+router = APIRouter(tags=["images"])
+
+
+async def check_result_cache(
+    svc: ApiServices,
+    render_request: RenderRequest,
+    *,
+    tenant: str,
+    tags: Mapping[str, str],
+    cache_control: str | None,
+    random_seed: bool = False,
+) -> tuple[CacheHit | None, str]:
+    """The hit (if any) and the outcome name for ``rendercost.cache.result`` (also recorded on the
+    request's ``extra["result_cache"]``, so the job's views show it)."""
+    if random_seed:  # the client asked for a random seed: never read nor store
+        cache_control = "no-store"
+    hit, outcome = await _check(svc, render_request, tenant=tenant, tags=tags, cache_control=cache_control)
+    if hit is None:
+        render_request.extra[OUTCOME_EXTRA] = outcome
+    return hit, outcome
+
+
+async def _check(
+    svc: ApiServices,
+    render_request: RenderRequest,
+    *,
+    tenant: str,
+    tags: Mapping[str, str],
+    cache_control: str | None,
+) -> tuple[CacheHit | None, str]:
+    gate = svc.result_cache
+    if gate is None or not gate.enabled:
+        return None, "off"
+    mode = cache_mode(cache_control)
+    if mode == "no-store":
+        render_request.extra[CACHE_EXTRA] = "no-store"
+        return None, "bypass"
+    if gate.keys(render_request) is None:
+        return None, "bypass"  # a random seed is never cached
+    if mode == "no-cache":
+        return None, "bypass"
+    hit = await blocking(lambda: gate.lookup(render_request, tenant=tenant, tags=tags))
+    svc.metrics.observe_cache_lookup("result", hit is not None)
+    if hit is None:
+        return None, "miss"
+    svc.metrics.observe_cache_hit("result")
+    return hit, "hit"
+
+
+def hit_info(hit: CacheHit) -> RenderCostInfo:
+    """The ``rendercost`` object of a cache answer: every stage at $0."""
+    stages: dict[str, float] = {}
+    for receipt in hit.receipts:
+        for line in receipt.lines:
+            stages.setdefault(str(line.stage), 0.0)
+    return RenderCostInfo(
+        job_id=hit.id,
+        cost_usd="0",
+        stages=[StageCost(stage=stage, device_seconds=0.0, cost_usd="0") for stage in stages],
+        cache=CacheInfo(result="hit"),
+    )
+
+
+async def hit_data(svc: ApiServices, hit: CacheHit, base_url: str, *, b64: bool) -> list[ImageData]:
+    if not b64:
+        return [
+            ImageData(url=f"{base_url.rstrip('/')}/v1/cached-images/{entry.key}") for entry in hit.entries
+        ]
+    data = []
+    for entry in hit.entries:
+        raw = await blocking(svc.artifacts.get, entry.location)
+        data.append(ImageData(b64_json=base64.b64encode(raw).decode()))
+    return data
+
+
+@router.get("/v1/cached-images/{key}", responses={200: {"content": {"image/png": {}}}, 404: {}})
+async def get_cached_image(request: Request, key: str, _key: RateLimitedKey) -> Response:
+    """The bytes of a cached image (the URL a cache answer gives)."""
+    svc = services(request)
+    gate = svc.result_cache
+    entry = await blocking(gate.cache.get, key) if gate is not None else None
+    if entry is None:
+        raise NotFound(f"no cached image {key!r}", param="key")
+    raw = await blocking(svc.artifacts.get, entry.location)
+    return Response(content=raw, media_type=entry.media_type)

@@ -1,0 +1,95 @@
+"""Prompt rewriting on the HTTP path, before the result cache and the queue.
+
+A request asks for it with ``rewrite: true`` (an extension field) or a style that asks for it
+(``llm_gateway.builtin.REWRITE_STYLES``). The rewritten prompt replaces the spec's prompt (so the exact
+result cache keys on the FINAL prompt) and is kept, with who wrote it and its cache outcome, in
+``extra["rewrite"]``: the response's ``revised_prompt`` and ``rendercost.cache.rewrite`` come from
+there. ``X-Cache: bypass`` skips the semantic cache; ``X-Cache-Threshold: 0.97`` sets its threshold for
+this request. A rewrite that no longer fits the model's text encoder is dropped (the original renders).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from starlette.datastructures import Headers
+
+from rendercost.api.deps import ApiServices, blocking
+from rendercost.domain.specs import RenderRequest
+from rendercost.errors import InvalidRequest, PromptTooLong
+from rendercost.llm_gateway.builtin import REWRITE_STYLES
+from rendercost.llm_gateway.gateway import Gateway
+from rendercost.llm_gateway.rewriter import LedgerContext, PromptRewriter, RewriteOutcome
+from rendercost.llm_gateway.types import RewriteRequest
+
+REWRITE_EXTRA = "rewrite"  # RenderRequest.extra key of the rewrite's record
+
+
+def wants_rewrite(flag: bool | None, styles: tuple[str, ...]) -> bool:
+    return bool(flag) or any(style in REWRITE_STYLES for style in styles)
+
+
+def _threshold(headers: Headers) -> float | None:
+    raw = headers.get("x-cache-threshold")
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0.0 < value <= 1.0:
+        raise InvalidRequest("X-Cache-Threshold must be a number in (0, 1]", param="X-Cache-Threshold")
+    return value
+
+
+async def apply_rewrite(
+    svc: ApiServices, render_request: RenderRequest, headers: Headers, *, tenant: str
+) -> tuple[RenderRequest, RewriteOutcome | None]:
+    """The request with its prompt rewritten (and recorded in ``extra``), and the outcome."""
+    rewriter = svc.rewriter or PromptRewriter(Gateway([]))  # no chain configured: the builtin rewrite
+    threshold = _threshold(headers)
+    use_cache = headers.get("x-cache", "").strip().lower() != "bypass"
+    spec = render_request.spec
+    ask = RewriteRequest(
+        prompt=spec.prompt, styles=render_request.styles, seed=spec.seed, target_model=spec.model
+    )
+    outcome = await blocking(lambda: rewriter.rewrite(tenant, ask, use_cache=use_cache, threshold=threshold))
+    result = outcome.result
+    record: dict[str, Any] = {
+        "original_prompt": spec.prompt,
+        "revised_prompt": result.prompt,
+        "provider": result.provider,
+        "model": result.model,
+        "input_tokens": result.input_tokens,
+        "output_tokens": result.output_tokens,
+        "fallback": result.fallback,
+        "cache": outcome.cache,
+        "reused": outcome.reused,
+    }
+    try:
+        await blocking(lambda: svc.catalog.check_prompt(spec.model, result.prompt, param="prompt"))
+    except PromptTooLong:
+        record["dropped"] = "too long for the model's text encoder"
+        return replace(render_request, extra={**render_request.extra, REWRITE_EXTRA: record}), outcome
+    new_spec = replace(spec, prompt=result.prompt)
+    extra = {**render_request.extra, REWRITE_EXTRA: record}
+    return replace(render_request, spec=new_spec, extra=extra), outcome
+
+
+async def record_rewrite(
+    svc: ApiServices, outcome: RewriteOutcome | None, render_request: RenderRequest, *, job_id: str,
+    tenant: str, tags: dict[str, str],
+) -> None:  # fmt: skip
+    """Write the ``prompt_rewrite`` ledger line of ``job_id`` (a job, or a cache answer's id)."""
+    if outcome is None or svc.rewriter is None:
+        return
+    rewriter = svc.rewriter
+    spec = render_request.spec
+    context = LedgerContext(tenant, spec.model, spec.preset, str(render_request.priority), dict(tags))
+    await blocking(lambda: rewriter.record(outcome, job_id=job_id, ledger=context))
+
+
+def revised_prompt(extra: dict[str, Any]) -> str | None:
+    record = extra.get(REWRITE_EXTRA)
+    return str(record["revised_prompt"]) if isinstance(record, dict) and "dropped" not in record else None

@@ -1,0 +1,176 @@
+"""The exact-result cache in front of the queue: an identical request is answered from stored files.
+
+``ResultCacheGate`` is what the HTTP API (and the worker's settle hook) use:
+
+- ``keys(request)``: one ``result_key`` per image (seeds ``seed .. seed + n - 1``) or ``None`` when the
+  request cannot be cached (no resolved seed);
+- ``lookup(request, tenant=..., tags=...)``: a hit only when EVERY image is cached and its file is still
+  in the ArtifactStore; it writes this hit's ledger lines (cost 0, ``cost_avoided`` = what the render
+  that paid for the file cost, stage by stage) under a fresh id ``cache-<uuid>``, and returns them;
+- ``store(job)``: after a job succeeded, remember each of its images (``no-store`` requests are skipped).
+
+Controls come from ``Cache-Control`` (``cache_mode``): ``no-cache`` skips the read but still stores,
+``no-store`` neither reads nor stores (recorded on the job's ``extra["cache"]``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Engine
+
+from rendercost.artifacts.protocol import ArtifactStore
+from rendercost.caches.result_cache import CachedResult, ResultCache, result_key
+from rendercost.domain.costs import CostLine, PricingModel, Receipt, Stage
+from rendercost.domain.jobs import Job, JobState
+from rendercost.domain.money import ZERO
+from rendercost.domain.specs import RANDOM_SEED, RenderRequest
+from rendercost.ledger.ledger import Ledger
+
+CACHE_EXTRA = "cache"  # RenderRequest.extra key holding the request's cache mode ("no-store")
+OUTCOME_EXTRA = "result_cache"  # RenderRequest.extra key: the lookup's outcome (miss, bypass, off)
+HIT_PREFIX = "cache-"  # ids of cache answers (never a queued job's id)
+
+Fingerprint = Callable[[str], str]  # model name -> weights fingerprint
+
+
+def cache_mode(cache_control: str | None) -> str:
+    """``Cache-Control`` -> ``"default"``, ``"no-cache"`` (skip the read, still store) or ``"no-store"``."""
+    directives = {part.strip().lower() for part in (cache_control or "").split(",")}
+    if "no-store" in directives:
+        return "no-store"
+    if "no-cache" in directives:
+        return "no-cache"
+    return "default"
+
+
+@dataclass(frozen=True)
+class CacheHit:
+    """A request answered from the cache."""
+
+    id: str  # "cache-<uuid>": names this answer's ledger lines
+    entries: tuple[CachedResult, ...]  # one per image, in image order
+    receipts: tuple[Receipt, ...]  # this answer's receipts (cost 0, cost avoided), one per image
+
+    @property
+    def cost_avoided(self) -> Decimal:
+        return sum((receipt.total_avoided for receipt in self.receipts), ZERO)
+
+
+class ResultCacheGate:
+    """Exact-result cache + ledger + artifacts, for requests that go through the queue."""
+
+    def __init__(
+        self, cache: ResultCache, engine: Engine, artifacts: ArtifactStore, fingerprint: Fingerprint
+    ) -> None:
+        self.cache = cache
+        self._engine = engine
+        self._ledger = Ledger(engine)
+        self._artifacts = artifacts
+        self._fingerprint = fingerprint
+
+    @property
+    def enabled(self) -> bool:
+        return self.cache.enabled
+
+    def keys(self, request: RenderRequest) -> list[str] | None:
+        """One key per image, or None when the request cannot be cached (random seed, cache off)."""
+        if not self.enabled or request.spec.seed == RANDOM_SEED:
+            return None
+        fingerprint = self._fingerprint(request.spec.model)
+        return [result_key(spec, fingerprint) for spec in request.image_specs()]
+
+    def lookup(
+        self, request: RenderRequest, *, tenant: str, tags: Mapping[str, str] | None = None
+    ) -> CacheHit | None:
+        """Blocking. The hit (ledger lines written) when every image is cached, else None."""
+        keys = self.keys(request)
+        if keys is None:
+            return None
+        entries: list[CachedResult] = []
+        for key in keys:
+            entry = self.cache.get(key)
+            if entry is None:
+                return None
+            if not self._artifacts.exists(entry.location):
+                self.cache.forget(key)  # the file was collected: render again
+                return None
+            entries.append(entry)
+        hit_id = f"{HIT_PREFIX}{uuid.uuid4().hex}"
+        receipts = tuple(hit_receipt(entry.receipt, hit_id, i) for i, entry in enumerate(entries))
+        spec = request.spec
+        with self._engine.begin() as conn:
+            self._ledger.insert_lines(
+                conn,
+                [line for receipt in receipts for line in receipt.lines],
+                tenant=tenant,
+                model=spec.model,
+                preset=spec.preset,
+                request_class=str(request.priority),
+                tags=tags,
+            )
+        return CacheHit(id=hit_id, entries=tuple(entries), receipts=receipts)
+
+    def store(self, job: Job) -> int:
+        """Blocking. Remember a succeeded job's images; return how many were stored."""
+        if job.state != JobState.SUCCEEDED or job.request.extra.get(CACHE_EXTRA) == "no-store":
+            return 0
+        keys = self.keys(job.request)
+        if keys is None:
+            return 0
+        stored = 0
+        for image in job.result.get("images", []):
+            index = image.get("index")
+            if not isinstance(index, int) or not 0 <= index < len(keys) or "artifact_key" not in image:
+                continue
+            payload = {"seed": image.get("seed"), "receipt": image.get("receipt") or {}}
+            media_type = str(image.get("media_type", "application/octet-stream"))
+            self.cache.put(
+                keys[index], location=str(image["artifact_key"]), media_type=media_type, receipt=payload
+            )
+            stored += 1
+        return stored
+
+
+def hit_receipt(payload: Mapping[str, Any], hit_id: str, image_index: int) -> Receipt:
+    """The receipt of one image served from the cache: each stage the paid render billed, at $0 with
+    its cost as ``cost_avoided``, plus nothing else (a hit stores no new bytes)."""
+    lines = (payload.get("receipt") or {}).get("lines", [])
+    return Receipt(
+        tuple(
+            CostLine(
+                job_id=hit_id,
+                image_index=image_index,
+                stage=Stage(line["stage"]),
+                device_seconds=0.0,
+                unit_price=Decimal(str(line["unit_price"])),
+                unit=str(line["unit"]),
+                quantity=ZERO,
+                cost=ZERO,
+                device_type=str(line.get("device_type", "")),
+                pricing_model=PricingModel(line.get("pricing_model", "on_demand")),
+                cost_avoided=Decimal(str(line["cost_usd"])),
+                details={"cache": "result", "paid_in_batch": str(line.get("batch_id", ""))},
+            )
+            for line in lines
+        )
+    )
+
+
+SettledHook = Callable[[str, Job | None, str | None], None]  # the worker's on_settled
+
+
+def storing_hook(gate: ResultCacheGate, then: SettledHook | None = None) -> SettledHook:
+    """A worker ``on_settled`` that stores each succeeded job's images in the cache, then calls ``then``."""
+
+    def on_settled(job_id: str, job: Job | None, error: str | None) -> None:
+        if job is not None:
+            gate.store(job)
+        if then is not None:
+            then(job_id, job, error)
+
+    return on_settled

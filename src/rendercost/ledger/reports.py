@@ -1,0 +1,293 @@
+"""Cost reports over the ledger: renders, device time, cost, latency and savings, grouped.
+
+``build_report`` reads the cost lines in ``[since, until)`` (optionally one tenant's) and the jobs they
+belong to, and groups them by any of ``tenant, model, preset, stage, class``. Money stays ``Decimal``
+and every group's ``cost`` is an exact sum of ledger lines, so the groups add up to ``Ledger.total``.
+Idle lines (``Stage.IDLE``, a worker's device time with nothing to do) are kept apart: they make the
+*fully loaded* cost per render, and allocated + idle is what the machines cost over the window.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Engine, select
+
+from rendercost.domain.costs import DEVICE_STAGES, Stage
+from rendercost.domain.money import ZERO
+from rendercost.ledger.tables import cost_lines
+from rendercost.queue.tables import jobs
+
+DIMENSIONS: dict[str, str] = {
+    "tenant": "tenant",
+    "model": "model",
+    "preset": "preset",
+    "stage": "stage",
+    "class": "request_class",
+}  # report dimension -> cost_lines column
+IDLE = str(Stage.IDLE)
+DEVICE_STAGE_NAMES = frozenset(str(stage) for stage in DEVICE_STAGES)
+CENT = Decimal("0.000001")  # cost-per-render rounding (a millionth of a dollar)
+
+
+def parse_dimensions(spec: str | Sequence[str] | None) -> tuple[str, ...]:
+    """``"tenant,model"`` -> ``("tenant", "model")``; ``ValueError`` naming an unknown dimension."""
+    if spec is None:
+        return ()
+    names = spec.split(",") if isinstance(spec, str) else list(spec)
+    cleaned = tuple(name.strip() for name in names if name.strip())
+    unknown = [name for name in cleaned if name not in DIMENSIONS]
+    if unknown:
+        raise ValueError(f"unknown report dimension {unknown[0]!r}: use {', '.join(DIMENSIONS)}")
+    return cleaned
+
+
+@dataclass(frozen=True)
+class ReportRow:
+    """One group of the report."""
+
+    key: dict[str, str]  # dimension -> value ("" for none)
+    renders: int  # distinct jobs
+    images: int  # distinct (job, image)
+    device_seconds: float  # busy device time
+    cost: Decimal  # exact sum of the group's (non-idle) lines
+    cost_per_render: Decimal  # cost / renders (marginal)
+    p50_latency_s: float | None  # job created -> finished
+    p95_latency_s: float | None
+    cache_hits: int  # lines that record a cost avoided (a stage a cache answered)
+    cache_hit_rate: float  # share of images with at least one such line
+    savings: dict[str, Decimal]  # mechanism -> cost avoided
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.key,
+            "renders": self.renders,
+            "images": self.images,
+            "device_seconds": round(self.device_seconds, 6),
+            "cost_usd": format(self.cost, "f"),
+            "cost_per_render_usd": format(self.cost_per_render, "f"),
+            "p50_latency_s": self.p50_latency_s,
+            "p95_latency_s": self.p95_latency_s,
+            "cache_hits": self.cache_hits,
+            "cache_hit_rate": round(self.cache_hit_rate, 6),
+            "savings_usd": {name: format(value, "f") for name, value in sorted(self.savings.items())},
+        }
+
+
+@dataclass(frozen=True)
+class Report:
+    """The grouped rows and the window's totals, utilization included."""
+
+    dimensions: tuple[str, ...]
+    rows: tuple[ReportRow, ...]
+    allocated_cost: Decimal  # all render lines
+    idle_cost: Decimal  # all idle lines
+    busy_seconds: float
+    idle_seconds: float
+    renders: int
+    savings: dict[str, Decimal] = field(default_factory=dict)
+
+    @property
+    def machine_cost(self) -> Decimal:
+        """What the machines cost over the window: allocated + idle."""
+        return self.allocated_cost + self.idle_cost
+
+    @property
+    def marginal_cost_per_render(self) -> Decimal:
+        return _per(self.allocated_cost, self.renders)
+
+    @property
+    def loaded_cost_per_render(self) -> Decimal:
+        """Cost per render with the idle time spread over the renders."""
+        return _per(self.machine_cost, self.renders)
+
+    @property
+    def utilization(self) -> float:
+        total = self.busy_seconds + self.idle_seconds
+        return self.busy_seconds / total if total > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "group_by": list(self.dimensions),
+            "rows": [row.to_dict() for row in self.rows],
+            "totals": {
+                "renders": self.renders,
+                "allocated_cost_usd": format(self.allocated_cost, "f"),
+                "idle_cost_usd": format(self.idle_cost, "f"),
+                "machine_cost_usd": format(self.machine_cost, "f"),
+                "busy_device_seconds": round(self.busy_seconds, 6),
+                "idle_device_seconds": round(self.idle_seconds, 6),
+                "utilization": round(self.utilization, 6),
+                "marginal_cost_per_render_usd": format(self.marginal_cost_per_render, "f"),
+                "loaded_cost_per_render_usd": format(self.loaded_cost_per_render, "f"),
+                "savings_usd": {name: format(value, "f") for name, value in sorted(self.savings.items())},
+            },
+        }
+
+
+def _per(amount: Decimal, count: int) -> Decimal:
+    return (amount / count).quantize(CENT) if count else ZERO
+
+
+def percentile(values: Sequence[float], fraction: float) -> float | None:
+    """Nearest-rank percentile (``None`` for no values)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(fraction * len(ordered)))
+    return ordered[rank - 1]
+
+
+def mechanism_of(details: dict[str, Any], stage: str) -> str:
+    """Which mechanism a cost-avoided line credits: ``details["cache"]`` as the pricing and caches write
+    it (``result``, ``embedding``, ``rewrite``), else ``details["mechanism"]``, else by stage."""
+    named = details.get("cache") or details.get("mechanism")
+    if named:
+        return str(named)
+    return {"prompt_rewrite": "rewrite", "text_encode": "embedding"}.get(stage, "result")
+
+
+def dimension_value(row: Any, dimension: str) -> str:
+    """A line's value for a report dimension; ``class`` is the routed render class (the ``class`` tag)
+    when the request named one, else the request's priority class."""
+    if dimension == "class":
+        tagged = dict(row["tags"]).get("class")
+        if tagged:
+            return str(tagged)
+    return str(row[DIMENSIONS[dimension]] or "")
+
+
+@dataclass
+class _Group:
+    jobs: set[str] = field(default_factory=set)
+    images: set[tuple[str, int]] = field(default_factory=set)
+    seconds: float = 0.0
+    cost: Decimal = ZERO
+    hits: int = 0
+    hit_images: set[tuple[str, int]] = field(default_factory=set)
+    savings: dict[str, Decimal] = field(default_factory=lambda: defaultdict(lambda: ZERO))
+
+
+def build_report(
+    engine: Engine,
+    *,
+    by: Sequence[str] = (),
+    since: datetime | None = None,
+    until: datetime | None = None,
+    tenant: str | None = None,
+) -> Report:
+    """The report over lines created in ``[since, until)``; ``tenant`` limits it to one tenant."""
+    dims = parse_dimensions(by)
+    query = select(cost_lines)
+    if since is not None:
+        query = query.where(cost_lines.c.created_at >= since)
+    if until is not None:
+        query = query.where(cost_lines.c.created_at < until)
+    if tenant is not None:
+        query = query.where(cost_lines.c.tenant == tenant)
+    with engine.connect() as conn:
+        rows = conn.execute(query).mappings().all()
+    groups: dict[tuple[str, ...], _Group] = defaultdict(_Group)
+    idle_cost, idle_seconds = ZERO, 0.0
+    for row in rows:
+        if row["stage"] == IDLE:
+            idle_cost += row["cost"]
+            idle_seconds += float(row["device_seconds"])
+            continue
+        key = tuple(dimension_value(row, d) for d in dims)
+        _add(groups[key], row)
+    for key, saved in batching_savings(rows, dims).items():
+        groups[key].savings["batching_estimate"] += saved
+    latencies = _latencies(engine, {job for group in groups.values() for job in group.jobs})
+    report_rows = tuple(_finish(dims, key, group, latencies) for key, group in sorted(groups.items()))
+    savings: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    for group in groups.values():
+        for name, value in group.savings.items():
+            savings[name] += value
+    return Report(
+        dimensions=dims,
+        rows=report_rows,
+        allocated_cost=sum((g.cost for g in groups.values()), ZERO),
+        idle_cost=idle_cost,
+        busy_seconds=sum(g.seconds for g in groups.values()),
+        idle_seconds=idle_seconds,
+        renders=len({job for group in groups.values() for job in group.jobs}),
+        savings=dict(savings),
+    )
+
+
+def batching_savings(rows: Sequence[Any], dims: tuple[str, ...]) -> dict[tuple[str, ...], Decimal]:
+    """Estimated saving of batching, per group: for each image rendered in a batch of 2 or more, the
+    average device cost of an image of the same model and preset rendered alone (batch size 1, same
+    window) minus what it cost. No estimate for a model/preset never rendered alone in the window."""
+    images: dict[tuple[str, int], dict[str, Any]] = {}
+    for row in rows:
+        if row["stage"] not in DEVICE_STAGE_NAMES:
+            continue
+        image = images.setdefault(
+            (row["job_id"], row["image_index"]),
+            {"cost": ZERO, "size": row["batch_size"], "kind": (row["model"], row["preset"]), "row": row},
+        )
+        image["cost"] += row["cost"]
+    alone: dict[tuple[str, str], list[Decimal]] = defaultdict(list)
+    for image in images.values():
+        if image["size"] == 1:
+            alone[image["kind"]].append(image["cost"])
+    saved: dict[tuple[str, ...], Decimal] = defaultdict(lambda: ZERO)
+    for image in images.values():
+        costs = alone.get(image["kind"])
+        if image["size"] > 1 and costs:
+            single = sum(costs, ZERO) / len(costs)
+            key = tuple(dimension_value(image["row"], d) for d in dims)
+            saved[key] += max(ZERO, single - image["cost"]).quantize(CENT)
+    return dict(saved)
+
+
+def _add(group: _Group, row: Any) -> None:
+    group.jobs.add(row["job_id"])
+    group.images.add((row["job_id"], row["image_index"]))
+    group.seconds += float(row["device_seconds"])
+    group.cost += row["cost"]
+    avoided: Decimal = row["cost_avoided"]
+    if avoided > 0:
+        group.hits += 1
+        group.hit_images.add((row["job_id"], row["image_index"]))
+        group.savings[mechanism_of(dict(row["details"]), row["stage"])] += avoided
+
+
+def _latencies(engine: Engine, job_ids: Iterable[str]) -> dict[str, float]:
+    ids = list(job_ids)
+    found: dict[str, float] = {}
+    with engine.connect() as conn:
+        for start in range(0, len(ids), 500):
+            query = select(jobs.c.id, jobs.c.created_at, jobs.c.finished_at).where(
+                jobs.c.id.in_(ids[start : start + 500]), jobs.c.finished_at.is_not(None)
+            )
+            for job_id, created, finished in conn.execute(query):
+                found[job_id] = (finished - created).total_seconds()
+    return found
+
+
+def _finish(
+    dims: tuple[str, ...], key: tuple[str, ...], group: _Group, latencies: dict[str, float]
+) -> ReportRow:
+    waits = [latencies[job] for job in group.jobs if job in latencies]
+    return ReportRow(
+        key=dict(zip(dims, key, strict=True)),
+        renders=len(group.jobs),
+        images=len(group.images),
+        device_seconds=group.seconds,
+        cost=group.cost,
+        cost_per_render=_per(group.cost, len(group.jobs)),
+        p50_latency_s=percentile(waits, 0.5),
+        p95_latency_s=percentile(waits, 0.95),
+        cache_hits=group.hits,
+        cache_hit_rate=len(group.hit_images) / len(group.images) if group.images else 0.0,
+        savings=dict(group.savings),
+    )

@@ -1,0 +1,110 @@
+"""Prompt rewriting through the real HTTP app and a local OpenAI-compatible server: revised_prompt,
+the token line, a paraphrase served by the semantic cache, and the builtin fallback."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from rendercost.ledger.tables import cost_lines
+from tests.unit.api.conftest import Api, ApiFactory
+from tests.unit.llm_gateway.llm_server import INPUT_TOKENS, OUTPUT_TOKENS, LlmServer, serve
+
+GEN = "/v1/images/generations"
+
+
+@pytest.fixture
+def llm() -> Iterator[LlmServer]:
+    yield from serve()
+
+
+@pytest.fixture
+def rewriting_api(make_api: ApiFactory, llm: LlmServer, monkeypatch: pytest.MonkeyPatch) -> Api:
+    monkeypatch.setenv("RC_TEST_LLM_KEY", "k1")
+    provider = {
+        "name": "local",
+        "kind": "openai",
+        "model": "gpt-4o-mini",
+        "base_url": f"{llm.url}/a",
+        "keys": {"RC_TEST_LLM_KEY": 1},
+        "timeout_s": 2,
+        "max_attempts": 1,
+    }
+    return make_api(llm_providers=[provider])
+
+
+def _rewrite_lines(api: Api, job_id: str) -> list[dict[str, Any]]:
+    with api.server.engine.connect() as conn:
+        query = select(cost_lines).where(
+            cost_lines.c.job_id == job_id, cost_lines.c.stage == "prompt_rewrite"
+        )
+        return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def test_rewrite_then_paraphrase_hits_semantic_and_result_caches(rewriting_api: Api, llm: LlmServer) -> None:
+    api = rewriting_api
+    body = {"prompt": "white sneaker on a beach", "seed": 4, "rewrite": True, "response_format": "b64_json"}
+    first = api.client.post(GEN, json=body, headers=api.headers()).json()
+    assert first["data"][0]["revised_prompt"] == "white sneaker on a beach, golden hour, 85mm"
+    assert first["rendercost"]["cache"]["rewrite"] == "miss"
+    [line] = _rewrite_lines(api, first["rendercost"]["job_id"])
+    assert (
+        line["details"]["input_tokens"] == INPUT_TOKENS and line["details"]["output_tokens"] == OUTPUT_TOKENS
+    )
+    assert line["cost"] > 0
+
+    paraphrase = {**body, "prompt": "a white sneaker on the beach"}
+    second = api.client.post(GEN, json=paraphrase, headers=api.headers()).json()
+    assert second["rendercost"]["cache"] == {"result": "hit", "embedding": "off", "rewrite": "hit"}
+    assert second["data"][0]["revised_prompt"] == first["data"][0]["revised_prompt"]
+    assert len(llm.script.calls("/a")) == 1 and api.runner.calls == [1]
+    [avoided] = _rewrite_lines(api, second["rendercost"]["job_id"])
+    assert avoided["cost"] == 0 and avoided["cost_avoided"] == line["cost"]
+
+    red = api.client.post(GEN, json={**body, "prompt": "red sneaker on beach"}, headers=api.headers()).json()
+    assert red["rendercost"]["cache"]["rewrite"] == "miss" and len(llm.script.calls("/a")) == 2
+    bypass = {**api.headers(), "X-Cache": "bypass"}
+    assert (
+        api.client.post(GEN, json=paraphrase, headers=bypass).json()["rendercost"]["cache"]["rewrite"]
+        == "bypass"
+    )
+    other = api.new_key("globex")
+    assert (
+        api.client.post(GEN, json=paraphrase, headers=api.headers(other)).json()["rendercost"]["cache"][
+            "rewrite"
+        ]
+        == "miss"
+    )  # tenants never share rewrites
+
+
+def test_every_provider_failing_renders_with_the_builtin_rewrite(rewriting_api: Api, llm: LlmServer) -> None:
+    api = rewriting_api
+    llm.script.add("/a", ("500",))
+    body = {"prompt": "a fox in the snow", "seed": 1, "rewrite": True}
+    payload = api.client.post(GEN, json=body, headers=api.headers()).json()
+    revised = payload["data"][0]["revised_prompt"]
+    assert revised.startswith("a fox in the snow, ") and "golden hour" not in revised
+    job = api.client.get(f"/v1/jobs/{payload['rendercost']['job_id']}", headers=api.headers()).json()
+    record = job["request"]["extra"]["rewrite"]
+    assert record["fallback"] is True and record["provider"] == "builtin"
+    assert Decimal(str(_rewrite_lines(api, job["id"])[0]["cost"])) == 0
+
+
+def test_bad_threshold_header_is_a_clear_400(rewriting_api: Api) -> None:
+    api = rewriting_api
+    body = {"prompt": "a fox", "rewrite": True}
+    response = api.client.post(GEN, json=body, headers={**api.headers(), "X-Cache-Threshold": "2"})
+    assert response.status_code == 400 and "X-Cache-Threshold" in response.text
+
+
+def test_async_job_with_rewrite_style(rewriting_api: Api) -> None:
+    api = rewriting_api
+    body = {"prompt": "a red kite over a field", "styles": ["rewrite"], "seed": 2}
+    job = api.client.post("/v1/jobs", json=body, headers=api.headers()).json()
+    assert job["request"]["spec"]["prompt"] == "a red kite over a field, golden hour, 85mm"
+    assert job["request"]["extra"]["rewrite"]["original_prompt"] == "a red kite over a field"
+    assert len(_rewrite_lines(api, job["id"])) == 1

@@ -1,0 +1,79 @@
+"""The semantic rewrite cache with the real all-MiniLM-L6-v2: paraphrases hit, guarded changes miss,
+tenants and scopes never share, and the index is rebuilt from the table."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import Engine
+
+from rendercost.caches.prompt_guard import guard_signature
+from rendercost.caches.semantic_cache import SemanticCache, scope_key
+from rendercost.db.engine import create_db_engine
+from rendercost.db.migrate import migrate
+from rendercost.execution.sentence_embedder import MiniLmEmbedder
+
+SCOPE = scope_key("template-v1", "default", {"styles": []})
+REWRITE = {"prompt": "a white sneaker on a sunny beach, 85mm", "provider": "openai", "input_tokens": 20}
+
+
+@pytest.fixture(scope="module")
+def embedder() -> MiniLmEmbedder:
+    return MiniLmEmbedder()
+
+
+@pytest.fixture
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    engine = create_db_engine(f"sqlite:///{tmp_path_factory.mktemp('sem') / 'db.sqlite'}")
+    migrate(engine)
+    yield engine
+    engine.dispose()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def test_guard_separates_colour_number_negation_and_noun() -> None:
+    base = guard_signature("white sneaker on a beach")
+    assert base == guard_signature("a white sneaker on the beach")
+    for other in ("red sneaker on beach", "two sneakers on beach", "white sneakers on beach",
+                  "white sneaker without a beach", "white boot on a beach"):  # fmt: skip
+        assert guard_signature(other) != base, other
+
+
+def test_paraphrase_hits_and_guarded_prompts_miss(engine: Engine, embedder: MiniLmEmbedder) -> None:
+    seen: list[bool] = []
+    cache = SemanticCache(engine, embedder, on_lookup=seen.append)
+    cache.put("acme", SCOPE, "white sneaker on a beach", REWRITE)
+    hit = cache.lookup("acme", SCOPE, "a white sneaker on the beach")
+    assert hit is not None and hit.rewrite == REWRITE and hit.similarity >= 0.94
+    assert cache.lookup("acme", SCOPE, "red sneaker on beach") is None
+    assert cache.lookup("acme", SCOPE, "two sneakers on beach") is None
+    assert cache.lookup("acme", SCOPE, "a white sneaker on the beach", threshold=0.999) is None
+    assert seen == [True, False, False, False]
+
+
+def test_tenants_and_scopes_never_share(engine: Engine, embedder: MiniLmEmbedder) -> None:
+    cache = SemanticCache(engine, embedder)
+    cache.put("acme", SCOPE, "white sneaker on a beach", REWRITE)
+    assert cache.lookup("globex", SCOPE, "white sneaker on a beach") is None
+    other_model = scope_key("template-v1", "sdxl-turbo", {"styles": []})
+    assert cache.lookup("acme", other_model, "white sneaker on a beach") is None
+
+
+def test_index_rebuilt_from_the_table_and_ttl(engine: Engine, embedder: MiniLmEmbedder) -> None:
+    clock = Clock()
+    SemanticCache(engine, embedder, clock=clock).put("acme", SCOPE, "white sneaker on a beach", REWRITE)
+    restarted = SemanticCache(engine, embedder, clock=clock)
+    assert restarted.load() == 1
+    assert restarted.lookup("acme", SCOPE, "a white sneaker on the beach") is not None
+    clock.now += timedelta(days=7)
+    assert restarted.lookup("acme", SCOPE, "a white sneaker on the beach") is None
+    assert SemanticCache(engine, embedder, clock=clock).load() == 0  # expired rows are purged
