@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Collection, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -37,7 +37,7 @@ from rendercost.execution.registry import ModelRegistry
 from rendercost.execution.runner import DiffusersRunner
 from rendercost.execution.sentence_embedder import MiniLmEmbedder
 from rendercost.execution.worker import Worker
-from rendercost.execution.worker_setup import LockedRunner, build_worker, default_worker_id
+from rendercost.execution.worker_setup import LockedRunner, build_worker, default_worker_id, idle_metered
 from rendercost.llm_gateway.rewriter import PromptRewriter
 from rendercost.observability.logging import configure_logging
 from rendercost.observability.metrics import MeteredRunner, Metrics
@@ -182,6 +182,7 @@ def embedded_server(
     webhook delivery to another process. On exit the workers drain and the database engine is disposed.
     """
     engine = create_db_engine(settings.resolved_database_url)
+    stack = ExitStack()  # the device's idle meter: closed after the workers stop
     try:
         migrate(engine)
         store = SqlJobStore.from_settings(engine, settings)
@@ -214,7 +215,9 @@ def embedded_server(
         )
         if workers > 0:
             assert runner is not None  # set above whenever workers > 0
-            shared = LockedRunner(MeteredRunner(runner, metrics))
+            device_id = f"{default_worker_id()}-device"
+            metered = stack.enter_context(idle_metered(settings, engine, runner, worker_id=device_id))
+            shared = LockedRunner(MeteredRunner(metered, metrics))
             hook = _settled_hook(services)
             build = partial(build_worker, settings, store, shared, artifacts=artifacts, on_settled=hook)
             server.workers = [build(worker_id=default_worker_id()) for _ in range(workers)]
@@ -228,6 +231,7 @@ def embedded_server(
         finally:
             server.stop_workers()
     finally:
+        stack.close()
         engine.dispose()
 
 

@@ -23,7 +23,13 @@ from rendercost.caches.http_result import ResultCacheGate, storing_hook
 from rendercost.caches.result_cache import ResultCache
 from rendercost.cli.common import cli_errors, load_settings
 from rendercost.db.engine import create_db_engine
-from rendercost.execution.worker_setup import build_runner, build_worker, default_worker_id, open_job_store
+from rendercost.execution.worker_setup import (
+    build_runner,
+    build_worker,
+    default_worker_id,
+    idle_metered,
+    open_job_store,
+)
 from rendercost.observability.logging import configure_logging
 from rendercost.settings import Settings
 
@@ -50,12 +56,18 @@ def worker(
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    with cli_errors(), open_job_store(settings) as store, _result_cache(settings) as gate:
+    worker_id = worker_id or default_worker_id()
+    with (
+        cli_errors(),
+        open_job_store(settings) as store,
+        _result_cache(settings) as gate,
+        idle_metered(settings, store.engine, build_runner(settings), worker_id=worker_id) as runner,
+    ):
         the_worker = build_worker(
             settings,
             store,
-            build_runner(settings),
-            worker_id=worker_id or default_worker_id(),
+            runner,
+            worker_id=worker_id,
             on_settled=storing_hook(gate),  # results answer exact repeats over HTTP
         )
         stats = the_worker.run_burst(stop) if burst else the_worker.run_forever(stop)

@@ -23,6 +23,8 @@ from rendercost.domain.batch import BatchPlan, RenderResult
 from rendercost.domain.runner import Runner, StepCallback
 from rendercost.execution.worker import SettledHook, Worker
 from rendercost.execution.worker_pricing import WorkerPricing
+from rendercost.ledger.catalog import PriceCatalog
+from rendercost.ledger.idle import IdleMeteredRunner, idle_meter
 from rendercost.queue.protocol import JobStore
 from rendercost.queue.sql_store import SqlJobStore
 from rendercost.settings import Settings
@@ -34,7 +36,28 @@ def default_worker_id() -> str:
 
 
 @contextmanager
-def open_job_store(settings: Settings) -> Iterator[JobStore]:
+def idle_metered(settings: Settings, engine: Engine, runner: Runner, *, worker_id: str) -> Iterator[Runner]:
+    """``runner`` wrapped so that, while inside, the device's idle time is written to the ledger as
+    idle lines priced like its render lines (reports show busy vs idle; allocated + idle = machine
+    cost). Wrap the one runner a device has, not each worker thread, so idle time is counted once."""
+    catalog = PriceCatalog.load(settings.catalog_path)
+    meter = idle_meter(
+        engine,
+        catalog,
+        device_type=settings.device_type,
+        pricing_model=settings.pricing_model,
+        region=settings.region,
+        worker_id=worker_id,
+    )
+    meter.start()
+    try:
+        yield IdleMeteredRunner(runner, meter)
+    finally:
+        meter.close()
+
+
+@contextmanager
+def open_job_store(settings: Settings) -> Iterator[SqlJobStore]:
     """The settings' database, migrated to the newest schema, as a ``JobStore``; disposed on exit."""
     engine: Engine = create_db_engine(settings.resolved_database_url)
     try:

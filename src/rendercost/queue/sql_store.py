@@ -77,6 +77,11 @@ class SqlJobStore:
         self._clock = clock
         self.ledger = Ledger(engine, clock=clock)  # the ledger complete() writes to
 
+    @property
+    def engine(self) -> Engine:
+        """The database this store (and its ledger) writes to."""
+        return self._engine
+
     @classmethod
     def from_settings(cls, engine: Engine, settings: Settings) -> SqlJobStore:
         """The store with the queue tunables of ``settings``."""
