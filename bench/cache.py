@@ -14,21 +14,17 @@ Default run: about a minute on 2 CPU cores.
 from __future__ import annotations
 
 import argparse
-import socket
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
 import httpx
 import numpy as np
-import uvicorn
-from fastapi import FastAPI
 from sqlalchemy import create_engine
 
+from rendercost.api.threaded_server import uvicorn_thread
 from rendercost.caches.semantic_cache import SemanticCache, scope_key
 from rendercost.cli.serve import embedded_server
 from rendercost.db.migrate import migrate
@@ -50,25 +46,6 @@ def timed(call: Callable[[], object], rounds: int) -> list[float]:
     return seconds
 
 
-@contextmanager
-def serve(app: FastAPI) -> Iterator[str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(30)
-
-
 def exact_cache(root: Path, renders: int, hits: int, preset: str) -> None:
     model_dir = root / "tiny-sdxl"
     build_tiny_model(model_dir)
@@ -82,7 +59,7 @@ def exact_cache(root: Path, renders: int, hits: int, preset: str) -> None:
         rate_limit_key_images_per_minute=0,  # the benchmark measures the cache, not the limiter
         rate_limit_tenant_images_per_minute=0,
     )
-    with embedded_server(settings, workers=1) as server, serve(server.app) as url:
+    with embedded_server(settings, workers=1) as server, uvicorn_thread(server.app) as url:
         secret = server.services.keys.create("bench").secret
         body = {"prompt": "a lighthouse at dusk", "seed": 7, "preset": preset, "response_format": "url"}
         auth = {"Authorization": f"Bearer {secret}"}

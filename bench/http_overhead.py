@@ -19,20 +19,16 @@ The first run builds the tiny model into the data dir (about a minute); pass --d
 from __future__ import annotations
 
 import argparse
-import socket
 import statistics
 import tempfile
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-import uvicorn
-from fastapi import FastAPI
 
+from rendercost.api.threaded_server import uvicorn_thread
 from rendercost.cli.serve import RegistryCatalog, embedded_server
 from rendercost.domain.batch import BatchItem, BatchPlan, RenderResult
 from rendercost.domain.runner import StepCallback
@@ -42,25 +38,6 @@ from rendercost.execution.runner import DiffusersRunner
 from rendercost.settings import Settings
 
 PRESET = "lightning"
-
-
-@contextmanager
-def uvicorn_thread(app: FastAPI) -> Iterator[str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(30)
 
 
 def percentile(values: list[float], q: float) -> float:

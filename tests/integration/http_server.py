@@ -3,18 +3,13 @@ in-process workers rendering on the tiny model (2 denoising steps), over SQLite 
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import uvicorn
-from fastapi import FastAPI
-
+from rendercost.api.threaded_server import uvicorn_thread
 from rendercost.cli.serve import EmbeddedServer, RegistryCatalog, embedded_server
 from rendercost.domain.presets import Preset, get_preset
 from rendercost.execution.registry import ModelRegistry
@@ -27,32 +22,6 @@ TEST_STEPS = 2  # denoising steps every preset runs with in these tests
 def few_steps(name: str) -> Preset:
     preset = get_preset(name)
     return replace(preset, steps=min(preset.steps, TEST_STEPS))
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def uvicorn_thread(app: FastAPI) -> Iterator[str]:
-    """Serve ``app`` on a free loopback port until the block ends; yields the base URL."""
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(30)
 
 
 @dataclass

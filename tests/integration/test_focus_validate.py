@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import subprocess
 from decimal import Decimal
 from pathlib import Path
@@ -15,7 +16,9 @@ from rendercost.ledger.focus import write_focus
 from rendercost.ledger.ledger import Ledger
 from tests.unit.governance.test_focus import seed_month_edge
 
-VALIDATOR = Path("/work/shared/tools/focus-validate")
+REPO_ROOT = Path(__file__).resolve().parents[2]
+# shared/ sits beside the repository (in development and in CI); FOCUS_VALIDATE overrides it.
+VALIDATOR = Path(os.environ.get("FOCUS_VALIDATE", REPO_ROOT.parent / "shared" / "tools" / "focus-validate"))
 UNSATISFIABLE_LEAVES = {"InvoiceId-C-004-C"}
 
 

@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from rendercost.domain.costs import Stage
+from rendercost.ledger.ledger import period_filters
 from rendercost.ledger.tables import cost_lines
 
 PROVIDER = "rendercost"  # ProviderName, PublisherName, InvoiceIssuerName
@@ -196,12 +197,7 @@ def iter_focus_rows(
 ) -> Iterator[dict[str, str]]:
     """FOCUS rows for lines created in ``[since, until)`` (optionally one tenant's), oldest first."""
     query = select(cost_lines).order_by(cost_lines.c.created_at, cost_lines.c.id)
-    if since is not None:
-        query = query.where(cost_lines.c.created_at >= since)
-    if until is not None:
-        query = query.where(cost_lines.c.created_at < until)
-    if tenant is not None:
-        query = query.where(cost_lines.c.tenant == tenant)
+    query = query.where(*period_filters(since, until, tenant))
     with engine.connect() as conn:
         for row in conn.execute(query).mappings():
             yield focus_row(row)

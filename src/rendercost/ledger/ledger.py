@@ -79,7 +79,7 @@ class Ledger:
         self, since: datetime | None = None, until: datetime | None = None, tenant: str | None = None
     ) -> Decimal:
         """Exact sum of ``cost`` over lines created in ``[since, until)``, optionally for one tenant."""
-        query = select(exact_sum(cost_lines.c.cost)).where(*_filters(since, until, tenant))
+        query = select(exact_sum(cost_lines.c.cost)).where(*period_filters(since, until, tenant))
         with self._engine.connect() as conn:
             value = conn.execute(query).scalar_one()
         return ZERO if value is None else Decimal(value)
@@ -93,7 +93,7 @@ class Ledger:
         job_id: str | None = None,
     ) -> int:
         """How many lines match, with the same filters as ``total``."""
-        conditions = _filters(since, until, tenant)
+        conditions = period_filters(since, until, tenant)
         if job_id is not None:
             conditions.append(cost_lines.c.job_id == job_id)
         query = select(func.count()).select_from(cost_lines).where(*conditions)
@@ -160,7 +160,10 @@ def _check_unique_keys(lines: Iterable[CostLine]) -> None:
         seen.add(key)
 
 
-def _filters(since: datetime | None, until: datetime | None, tenant: str | None) -> list[ColumnElement[bool]]:
+def period_filters(
+    since: datetime | None, until: datetime | None, tenant: str | None
+) -> list[ColumnElement[bool]]:
+    """Conditions selecting cost lines created in ``[since, until)``, optionally one tenant's."""
     conditions: list[ColumnElement[bool]] = []
     if since is not None:
         conditions.append(cost_lines.c.created_at >= since)

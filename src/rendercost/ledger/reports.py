@@ -21,6 +21,7 @@ from sqlalchemy import Engine, select
 
 from rendercost.domain.costs import DEVICE_STAGES, Stage
 from rendercost.domain.money import ZERO
+from rendercost.ledger.ledger import period_filters
 from rendercost.ledger.tables import cost_lines
 from rendercost.queue.tables import jobs
 
@@ -185,12 +186,7 @@ def build_report(
     """The report over lines created in ``[since, until)``; ``tenant`` limits it to one tenant."""
     dims = parse_dimensions(by)
     query = select(cost_lines)
-    if since is not None:
-        query = query.where(cost_lines.c.created_at >= since)
-    if until is not None:
-        query = query.where(cost_lines.c.created_at < until)
-    if tenant is not None:
-        query = query.where(cost_lines.c.tenant == tenant)
+    query = query.where(*period_filters(since, until, tenant))
     with engine.connect() as conn:
         rows = conn.execute(query).mappings().all()
     groups: dict[tuple[str, ...], _Group] = defaultdict(_Group)

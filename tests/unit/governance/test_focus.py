@@ -16,7 +16,6 @@ from rendercost.ledger.focus import write_focus
 from rendercost.ledger.ledger import Ledger
 from tests.unit.governance.helpers import line, seed
 
-VALIDATOR = Path("/work/shared/tools/focus-validate")
 UNSATISFIABLE_LEAVES = {"InvoiceId-C-004-C"}
 T0 = datetime(2026, 3, 31, 23, 40, 5, tzinfo=UTC)
 
