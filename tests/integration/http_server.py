@@ -12,6 +12,7 @@ from typing import Any
 from rendercost.api.threaded_server import uvicorn_thread
 from rendercost.cli.serve import EmbeddedServer, RegistryCatalog, embedded_server
 from rendercost.domain.presets import Preset, get_preset
+from rendercost.domain.runner import Runner
 from rendercost.execution.registry import ModelRegistry
 from rendercost.execution.runner import DiffusersRunner
 from tests.fixtures.models import make_tiny_settings
@@ -38,12 +39,14 @@ class LiveServer:
 
 @contextmanager
 def live_server(
-    data_dir: Path, model_dir: Path, *, workers: int = 1, **overrides: Any
+    data_dir: Path, model_dir: Path, *, workers: int = 1, runner: Runner | None = None, **overrides: Any
 ) -> Iterator[LiveServer]:
+    """A real server on the tiny model (few steps); ``runner`` replaces the diffusers runner where a test
+    checks the HTTP contract rather than rendering."""
     values: dict[str, Any] = {"default_size": "64x64", "max_wait_ms": 0, "webhook_secret": "hook-secret"}
     settings = make_tiny_settings(data_dir, model_dir, **{**values, **overrides})
     registry = ModelRegistry(settings)
-    runner = DiffusersRunner(registry, settings, preset_lookup=few_steps)
+    runner = runner or DiffusersRunner(registry, settings, preset_lookup=few_steps)
     catalog = RegistryCatalog(registry, settings.default_model)
     with (
         embedded_server(settings, workers=workers, runner=runner, catalog=catalog) as embedded,

@@ -16,6 +16,7 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
 from tests.integration.http_server import LiveServer, live_server
+from tests.unit.api.conftest import PaintingRunner
 
 pytestmark = pytest.mark.slow
 
@@ -26,7 +27,10 @@ MAX_EXAMPLES = 6  # per operation
 def server(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Iterator[LiveServer]:
     data_dir = tmp_path_factory.mktemp("schema-server")
     overrides = {"max_n": 2, "rate_limit_key_requests_per_minute": 0, "rate_limit_key_images_per_minute": 0}
-    with live_server(data_dir, tiny_model_dir, **overrides) as live:  # type: ignore[arg-type]
+    # The contract is under test, not rendering: schemathesis may ask for 60 CFG steps at 1024x1024,
+    # which the CPU would take minutes over, so images are painted at the Runner seam.
+    painter = PaintingRunner()
+    with live_server(data_dir, tiny_model_dir, runner=painter, **overrides) as live:  # type: ignore[arg-type]
         yield live
 
 

@@ -25,6 +25,7 @@ from rendercost.admission.services import Governance
 from rendercost.admission.tables import GLOBAL_SCOPE
 from rendercost.api.deps import Authenticated, blocking, services
 from rendercost.auth.keys import ApiKey
+from rendercost.db.clock import as_utc
 from rendercost.errors import InvalidRequest, NotFound, PermissionDenied
 from rendercost.ledger.anomaly import scan
 from rendercost.ledger.focus import iter_focus_rows, write_csv_to
@@ -86,6 +87,7 @@ async def cost_report(
     gov = governance(request)
     dims = _parse_by(by)
     scope = tenant if key.admin else key.tenant
+    since, until = _utc_or_none(since), _utc_or_none(until)
     report = await blocking(lambda: build_report(gov.engine, by=dims, since=since, until=until, tenant=scope))
     return report.to_dict()
 
@@ -100,7 +102,8 @@ async def focus_export(
 
     def render() -> str:
         buffer = io.StringIO()
-        write_csv_to(list(iter_focus_rows(gov.engine, since, until)), buffer)
+        rows = iter_focus_rows(gov.engine, _utc_or_none(since), _utc_or_none(until))
+        write_csv_to(list(rows), buffer)
         return buffer.getvalue()
 
     body = await blocking(render)
@@ -115,8 +118,8 @@ async def cost_anomalies(
     """Anomalous tenant-hours (admin key); default window: the last five weeks."""
     require_admin(key)
     gov = governance(request)
-    end = until or datetime.now(UTC)
-    start = since or end - timedelta(weeks=5)
+    end = as_utc(until) if until else datetime.now(UTC)
+    start = as_utc(since) if since else end - timedelta(weeks=5)
     found = await blocking(lambda: scan(gov.engine, start, end))
     return {"data": [anomaly.to_dict() for anomaly in found]}
 
@@ -169,3 +172,7 @@ async def set_routing(
     name = tenant or key.tenant
     rules = await blocking(governance(request).routing.set, name, body.rules)
     return {"tenant": name, "rules": rules}
+
+
+def _utc_or_none(moment: datetime | None) -> datetime | None:
+    return as_utc(moment) if moment is not None else None

@@ -23,6 +23,7 @@ from rendercost.admission.budgets import BudgetStore
 from rendercost.admission.tables import GLOBAL_SCOPE
 from rendercost.api.app import resolve_webhook_secret
 from rendercost.cli.common import cli_errors, fail, load_settings
+from rendercost.db.clock import as_utc
 from rendercost.db.engine import create_db_engine
 from rendercost.db.migrate import migrate
 from rendercost.ledger.anomaly import Thresholds, scan
@@ -54,7 +55,7 @@ def parse_time(value: str | None, option: str) -> datetime | None:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         fail(f"{option}: {value!r} is not an ISO 8601 time (e.g. 2026-05-01T00:00:00Z)")
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return as_utc(moment)
 
 
 @contextmanager

@@ -24,7 +24,9 @@ from decimal import Decimal
 
 from sqlalchemy import Engine, select
 
+from rendercost.db.clock import as_utc
 from rendercost.domain.costs import Stage
+from rendercost.errors import InvalidRequest
 from rendercost.ledger.tables import cost_lines
 
 HOURS_PER_WEEK = 168
@@ -140,6 +142,20 @@ def hourly_spend(
     return dict(series), drivers
 
 
+MAX_SCAN_HOURS = 24 * 7 * 13  # 13 weeks: enough history for same-hour-of-week baselines
+
+
+def check_window(since: datetime, until: datetime) -> None:
+    """Refuse an empty window or one longer than ``MAX_SCAN_HOURS``."""
+    if until <= since:
+        raise InvalidRequest("until must be later than since", param="until")
+    if until - since > timedelta(hours=MAX_SCAN_HOURS):
+        weeks = MAX_SCAN_HOURS // (24 * 7)
+        raise InvalidRequest(
+            f"an anomaly scan covers at most {weeks} weeks; narrow since/until", param="since"
+        )
+
+
 def scan(
     engine: Engine,
     since: datetime,
@@ -148,7 +164,11 @@ def scan(
     thresholds: Thresholds | None = None,
     top: int = 3,
 ) -> list[Anomaly]:
-    """Anomalous tenant-hours in ``[since, until)``, each with its top ``top`` (model, preset) drivers."""
+    """Anomalous tenant-hours in ``[since, until)``, each with its top ``top`` (model, preset) drivers.
+    The window must be non-empty and at most ``MAX_SCAN_HOURS`` long (``InvalidRequest`` otherwise): the
+    scan is linear in its hours, and the window comes from clients."""
+    since, until = as_utc(since), as_utc(until)
+    check_window(since, until)
     start = since.replace(minute=0, second=0, microsecond=0)
     series, drivers = hourly_spend(engine, start, until)
     limits = thresholds or Thresholds()

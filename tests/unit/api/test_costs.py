@@ -111,3 +111,15 @@ def test_render_class_reaches_cost_lines_and_reports(make_api: ApiFactory) -> No
     assert _render(api, **{"X-Render-Class": "review"}) == 200
     report = api.client.get("/v1/costs?by=class", headers=api.headers()).json()
     assert [row["class"] for row in report["rows"]] == ["review"]
+
+
+def test_an_anomaly_scan_over_centuries_is_refused_not_run(make_api: ApiFactory) -> None:
+    api = make_api()
+    admin = api.new_key("ops", admin=True)
+    response = api.client.get(
+        "/v1/costs/anomalies",
+        params={"since": "0001-01-01T00:00:00", "until": "9999-01-01T00:00:00Z"},
+        headers=api.headers(admin),
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == "since"

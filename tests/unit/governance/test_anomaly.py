@@ -6,12 +6,14 @@ import math
 import random
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import Engine
 
 from rendercost.admission.alerts import AlertNotifier
 from rendercost.admission.budgets import BudgetStore
 from rendercost.domain.costs import Stage
-from rendercost.ledger.anomaly import Thresholds, detect, precision_recall, scan
+from rendercost.errors import InvalidRequest
+from rendercost.ledger.anomaly import MAX_SCAN_HOURS, Thresholds, detect, precision_recall, scan
 from tests.unit.governance.helpers import line, seed
 
 WEEKS = 6
@@ -85,3 +87,13 @@ def test_scan_names_tenant_expected_actual_and_drivers(migrated_engine: Engine) 
     assert [a.payload["tenant"] for a in notifier.anomalies(found)] == ["acme"]
     assert notifier.anomalies(found) == []  # once per tenant-hour
     assert fired == ["acme"]
+
+
+def test_scan_refuses_empty_and_overlong_windows(migrated_engine: Engine) -> None:
+    end = datetime(2026, 6, 1, tzinfo=UTC)
+    with pytest.raises(InvalidRequest) as too_long:
+        scan(migrated_engine, end - timedelta(hours=MAX_SCAN_HOURS + 1), end)
+    assert too_long.value.param == "since"
+    with pytest.raises(InvalidRequest):
+        scan(migrated_engine, end, end)
+    assert scan(migrated_engine, end - timedelta(hours=MAX_SCAN_HOURS), end.replace(tzinfo=None)) == []
