@@ -14,6 +14,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 from rendercost.db.types import DecimalSum
+from rendercost.errors import InvalidRequest
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000  # how long a writer waits for the lock before failing
 
@@ -30,8 +31,18 @@ def _normalize(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+SUPPORTED_BACKENDS = ("sqlite", "postgresql")
+
+
 def create_db_engine(url: str, **kwargs: Any) -> Engine:
-    """An Engine for ``url``; for SQLite the parent folder is created and WAL is turned on."""
+    """An Engine for ``url``; for SQLite the parent folder is created and WAL is turned on. Any other
+    backend than SQLite or PostgreSQL is refused here, before anything is written."""
+    backend = make_url(url).get_backend_name()
+    if backend not in SUPPORTED_BACKENDS:
+        raise InvalidRequest(
+            f"database_url: rendercost runs on sqlite:// or postgresql:// databases, not {backend}",
+            param="database_url",
+        )
     url = _normalize(url)
     if not is_sqlite(url):
         kwargs.setdefault("pool_pre_ping", True)

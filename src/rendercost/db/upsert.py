@@ -18,4 +18,4 @@ def insert_ignoring_conflicts(conn: Connection, table: Table, index_elements: Se
         return postgresql.insert(table).on_conflict_do_nothing(index_elements=list(index_elements))
     if name == "sqlite":
         return sqlite.insert(table).on_conflict_do_nothing(index_elements=list(index_elements))
-    raise NotImplementedError(f"rendercost supports SQLite and PostgreSQL, not {name}")
+    raise ValueError(f"no conflict-ignoring insert for {name}: create_db_engine refuses such databases")
