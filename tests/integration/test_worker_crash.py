@@ -25,6 +25,7 @@ from rendercost.db.migrate import migrate
 from rendercost.domain.costs import DEVICE_STAGES
 from rendercost.domain.jobs import JobState
 from rendercost.domain.specs import Priority, RenderRequest, RenderSpec
+from rendercost.ledger.idle import IDLE_TENANT
 from rendercost.queue.sql_store import SqlJobStore
 from tests.integration.worker_helpers import RENDERCOST, child_env, wait_for, write_config
 
@@ -91,7 +92,11 @@ def test_sigkill_mid_batch_then_restart_bills_each_job_once(
     for job in jobs:
         assert store.ledger.count_lines(job_id=job.id) == LINES_PER_JOB
         assert len(job.result["images"]) == 1
-    assert store.ledger.count_lines() == JOBS * LINES_PER_JOB
+    # exactly one set of lines per job, nothing else billed to the tenant; the workers' idle time is
+    # the machine's own lines (tenant IDLE_TENANT), not a job's
+    assert {job.tenant for job in jobs} == {jobs[0].tenant}
+    assert store.ledger.count_lines(tenant=jobs[0].tenant) == JOBS * LINES_PER_JOB
+    assert store.ledger.count_lines(tenant=IDLE_TENANT) >= 1
     for job in (store.get(j.id) for j in orphaned):
         assert job.lease_owner == "rescuer"
         assert job.attempts == 2
