@@ -108,7 +108,10 @@ def main() -> None:
 
         def http() -> None:
             response = client.post(
-                "/v1/images/generations", json=body, headers={"Authorization": f"Bearer {key}"}
+                "/v1/images/generations",
+                json=body,
+                # every request renders: a repeat would otherwise be answered by the exact-result cache
+                headers={"Authorization": f"Bearer {key}", "Cache-Control": "no-store"},
             )
             response.raise_for_status()
 
