@@ -21,6 +21,8 @@ exits 2. Lower-layer exceptions (SQLAlchemy, diffusers, httpx) are translated at
     ├── PayloadTooLarge                  (413, payload_too_large)
     ├── RateLimited                      (429, rate_limit_exceeded) carries retry_after
     ├── ModelLoadFailed                  (503, model_unavailable)  weights missing or unreadable
+    ├── RenderFailed                     (500, render_failed)     every attempt of the job failed
+    ├── RenderTimeout                    (504, timeout)           a synchronous wait ran out; the job goes on
     └── QueueFull                        (503, queue_full)         carries retry_after
 """
 
@@ -144,4 +146,20 @@ class ModelLoadFailed(RenderCostError):
 
     http_status = 503
     code = "model_unavailable"
+    error_type = "server_error"
+
+
+class RenderTimeout(RenderCostError):
+    """A synchronous request waited longer than its limit; the job itself goes on."""
+
+    http_status = 504
+    code = "timeout"
+    error_type = "timeout_error"
+
+
+class RenderFailed(RenderCostError):
+    """The job ran and failed on the server (every attempt)."""
+
+    http_status = 500
+    code = "render_failed"
     error_type = "server_error"

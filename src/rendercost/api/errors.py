@@ -37,22 +37,6 @@ _HTTP_CODES: dict[int, tuple[str, str]] = {
 }
 
 
-class RenderTimeout(RenderCostError):
-    """A synchronous request waited longer than its limit; the job itself goes on."""
-
-    http_status = 504
-    code = "timeout"
-    error_type = "timeout_error"
-
-
-class RenderFailed(RenderCostError):
-    """The job ran and failed on the server (every attempt)."""
-
-    http_status = 500
-    code = "render_failed"
-    error_type = "server_error"
-
-
 def error_body(code: str, message: str, *, param: str | None = None, error_type: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "param": param, "type": error_type}}
 

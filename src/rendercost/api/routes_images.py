@@ -23,7 +23,6 @@ from rendercost.api.deps import (
     route_request,
     services,
 )
-from rendercost.api.errors import RenderFailed
 from rendercost.api.result_cache import check_result_cache, hit_data, hit_info
 from rendercost.api.rewrite import apply_rewrite, record_rewrite, revised_prompt, wants_rewrite
 from rendercost.api.schemas import ImageData, ImageGenerationRequest, ImageMeta, ImagesResponse
@@ -41,7 +40,7 @@ from rendercost.api.waiting import wait_for_job
 from rendercost.auth.keys import ApiKey
 from rendercost.domain.jobs import Job, JobState
 from rendercost.domain.specs import RenderRequest
-from rendercost.errors import Conflict, NotFound
+from rendercost.errors import Conflict, NotFound, RenderFailed
 
 router = APIRouter(tags=["images"])
 

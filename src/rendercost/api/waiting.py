@@ -9,8 +9,8 @@ import contextlib
 import time
 
 from rendercost.api.deps import ApiServices, blocking
-from rendercost.api.errors import RenderTimeout
 from rendercost.domain.jobs import TERMINAL_STATES, Job
+from rendercost.errors import RenderTimeout
 
 MAX_POLL_S = 0.5
 
