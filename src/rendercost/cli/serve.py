@@ -113,21 +113,23 @@ def _settled_hook(services: ApiServices) -> Callable[[str, Job | None, str | Non
     """The workers' ``on_settled``: wake waiting requests, count costs, learn durations."""
 
     def on_settled(job_id: str, job: Job | None, error: str | None) -> None:
-        if job is not None and services.result_cache is not None:
-            services.result_cache.store(job)  # before waking waiters, so an instant repeat hits
-        services.events.notify(job_id, job)
+        # Record everything first, wake waiters last: a client that reads /metrics or repeats the
+        # request right after its answer sees its own render counted and cached.
         if job is None:
             services.metrics.jobs_finished.labels("attempt_failed").inc()
-            return
-        spec = job.request.spec
-        lines = [
-            line
-            for image in job.result.get("images", [])
-            for line in (image.get("receipt") or {}).get("lines", [])
-        ]
-        services.metrics.observe_settled(job.tenant, spec.model, spec.preset, lines)
-        services.metrics.jobs_finished.labels(str(job.state)).inc()
-        services.eta.observe(job)
+        else:
+            if services.result_cache is not None:
+                services.result_cache.store(job)
+            spec = job.request.spec
+            lines = [
+                line
+                for image in job.result.get("images", [])
+                for line in (image.get("receipt") or {}).get("lines", [])
+            ]
+            services.metrics.observe_settled(job.tenant, spec.model, spec.preset, lines)
+            services.metrics.jobs_finished.labels(str(job.state)).inc()
+            services.eta.observe(job)
+        services.events.notify(job_id, job)
 
     return on_settled
 
