@@ -2,55 +2,61 @@
 
 ``check_result_cache`` runs before enqueue: it reads ``Cache-Control`` (``no-cache``: skip the read,
 still store; ``no-store``: neither), records ``no-store`` on the request so the settle hook skips it,
-and returns the hit (its ledger lines already written) or None with the outcome for the response's
+and returns the answer (its ledger lines already written) or None with the outcome for the response's
 ``rendercost.cache.result``: ``"hit"``, ``"miss"``, ``"bypass"`` or ``"off"``. A seed the client left
-random counts as ``no-store``.
+random counts as ``no-store``. The images API answers with a ``CacheHit`` (``ResultCacheGate.lookup``);
+the jobs API with a job that succeeded without queuing (``ResultCacheGate.answer_as_job``).
 ``GET /v1/cached-images/{key}`` returns a cached file's bytes (hit responses point there).
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+from collections.abc import Callable
+from decimal import Decimal
+from typing import TypeVar
 
 from fastapi import APIRouter, Request, Response
 
 from rendercost.api.deps import ApiServices, RateLimitedKey, blocking, services
 from rendercost.api.schemas import CacheInfo, ImageData, RenderCostInfo, StageCost
-from rendercost.caches.http_result import CACHE_EXTRA, OUTCOME_EXTRA, CacheHit, cache_mode
+from rendercost.caches.http_result import CACHE_EXTRA, OUTCOME_EXTRA, CacheHit, ResultCacheGate, cache_mode
+from rendercost.domain.money import ZERO, usd_text
 from rendercost.domain.specs import RenderRequest
 from rendercost.errors import NotFound
 
 router = APIRouter(tags=["images"])
 
+T = TypeVar("T")
+
 
 async def check_result_cache(
     svc: ApiServices,
     render_request: RenderRequest,
+    lookup: Callable[[ResultCacheGate], T | None],
     *,
-    tenant: str,
-    tags: Mapping[str, str],
     cache_control: str | None,
     random_seed: bool = False,
-) -> tuple[CacheHit | None, str]:
-    """The hit (if any) and the outcome name for ``rendercost.cache.result`` (also recorded on the
-    request's ``extra["result_cache"]``, so the job's views show it)."""
+) -> tuple[T | None, str]:
+    """``lookup(gate)`` (blocking; it writes the answer's ledger lines) when the request may read the
+    cache, and the outcome name for ``rendercost.cache.result``: ``"hit"``, ``"miss"``, ``"bypass"`` or
+    ``"off"`` (on a miss, also recorded on the request's ``extra["result_cache"]`` so the job's views
+    show it)."""
     if random_seed:  # the client asked for a random seed: never read nor store
         cache_control = "no-store"
-    hit, outcome = await _check(svc, render_request, tenant=tenant, tags=tags, cache_control=cache_control)
-    if hit is None:
+    answer, outcome = await _check(svc, render_request, lookup, cache_control=cache_control)
+    if answer is None:
         render_request.extra[OUTCOME_EXTRA] = outcome
-    return hit, outcome
+    return answer, outcome
 
 
 async def _check(
     svc: ApiServices,
     render_request: RenderRequest,
+    lookup: Callable[[ResultCacheGate], T | None],
     *,
-    tenant: str,
-    tags: Mapping[str, str],
     cache_control: str | None,
-) -> tuple[CacheHit | None, str]:
+) -> tuple[T | None, str]:
     gate = svc.result_cache
     if gate is None or not gate.enabled:
         return None, "off"
@@ -62,24 +68,27 @@ async def _check(
         return None, "bypass"  # a random seed is never cached
     if mode == "no-cache":
         return None, "bypass"
-    hit = await blocking(lambda: gate.lookup(render_request, tenant=tenant, tags=tags))
-    svc.metrics.observe_cache_lookup("result", hit is not None)
-    if hit is None:
+    answer = await blocking(lookup, gate)
+    svc.metrics.observe_cache_lookup("result", answer is not None)
+    if answer is None:
         return None, "miss"
     svc.metrics.observe_cache_hit("result")
-    return hit, "hit"
+    return answer, "hit"
 
 
 def hit_info(hit: CacheHit) -> RenderCostInfo:
-    """The ``rendercost`` object of a cache answer: every stage at $0."""
-    stages: dict[str, float] = {}
+    """The ``rendercost`` object of a cache answer: every render stage at $0 (a prompt rewrite, when
+    asked for, was paid)."""
+    costs: dict[str, Decimal] = {}
     for receipt in hit.receipts:
         for line in receipt.lines:
-            stages.setdefault(str(line.stage), 0.0)
+            costs[str(line.stage)] = costs.get(str(line.stage), ZERO) + line.cost
     return RenderCostInfo(
         job_id=hit.id,
-        cost_usd="0",
-        stages=[StageCost(stage=stage, device_seconds=0.0, cost_usd="0") for stage in stages],
+        cost_usd=usd_text(sum(costs.values(), ZERO)),
+        stages=[
+            StageCost(stage=name, device_seconds=0.0, cost_usd=usd_text(cost)) for name, cost in costs.items()
+        ],
         cache=CacheInfo(result="hit"),
     )
 

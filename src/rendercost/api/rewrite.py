@@ -18,12 +18,11 @@ from starlette.datastructures import Headers
 from rendercost.api.deps import ApiServices, blocking
 from rendercost.domain.specs import RenderRequest
 from rendercost.errors import InvalidRequest, PromptTooLong
+from rendercost.ledger.pricing import REWRITE_EXTRA, REWRITE_LINE, rewrite_lines
 from rendercost.llm_gateway.builtin import REWRITE_STYLES
 from rendercost.llm_gateway.gateway import Gateway
 from rendercost.llm_gateway.rewriter import LedgerContext, PromptRewriter, RewriteOutcome
 from rendercost.llm_gateway.types import RewriteRequest
-
-REWRITE_EXTRA = "rewrite"  # RenderRequest.extra key of the rewrite's record
 
 
 def wants_rewrite(flag: bool | None, styles: tuple[str, ...]) -> bool:
@@ -66,6 +65,7 @@ async def apply_rewrite(
         "fallback": result.fallback,
         "cache": outcome.cache,
         "reused": outcome.reused,
+        REWRITE_LINE: rewriter.line(outcome).to_dict(),  # split across the images by rewrite_lines
     }
     try:
         await blocking(lambda: svc.catalog.check_prompt(spec.model, result.prompt, param="prompt"))
@@ -81,13 +81,15 @@ async def record_rewrite(
     svc: ApiServices, outcome: RewriteOutcome | None, render_request: RenderRequest, *, job_id: str,
     tenant: str, tags: dict[str, str],
 ) -> None:  # fmt: skip
-    """Write the ``prompt_rewrite`` ledger line of ``job_id`` (a job, or a cache answer's id)."""
+    """Write the ``prompt_rewrite`` lines of job ``job_id`` now: the tokens are spent whether or not the
+    render succeeds. The worker puts the same lines in the images' receipts (billed once)."""
     if outcome is None or svc.rewriter is None:
         return
     rewriter = svc.rewriter
     spec = render_request.spec
     context = LedgerContext(tenant, spec.model, spec.preset, str(render_request.priority), dict(tags))
-    await blocking(lambda: rewriter.record(outcome, job_id=job_id, ledger=context))
+    lines = rewrite_lines(render_request, job_id)
+    await blocking(lambda: rewriter.record(lines, ledger=context))
 
 
 def revised_prompt(extra: dict[str, Any]) -> str | None:

@@ -110,15 +110,11 @@ async def create_images(request: Request, body: ImageGenerationRequest, key: Aut
     hit, _outcome = await check_result_cache(
         svc,
         render_request,
-        tenant=key.tenant,
-        tags=_job_tags(key),
+        lambda gate: gate.lookup(render_request, tenant=key.tenant, tags=_job_tags(key)),
         cache_control=request.headers.get("cache-control"),
         random_seed=body.seed is None,
     )
-    if hit is not None:
-        await record_rewrite(
-            svc, rewrite, render_request, job_id=hit.id, tenant=key.tenant, tags=_job_tags(key)
-        )
+    if hit is not None:  # its lines, the rewrite's share included, are written
         answer = await hit_data(svc, hit, str(request.base_url), b64=body.response_format == "b64_json")
         for item in answer:
             item.revised_prompt = revised_prompt(render_request.extra)

@@ -2,6 +2,8 @@
 
 ``POST /v1/jobs`` answers 202 with the queued job at once; the same ``Idempotency-Key`` (per tenant)
 returns the same job, and 409 if it comes with a different request. A job of another tenant is 404.
+An exact repeat of an earlier render (same seed, not ``Cache-Control: no-cache``/``no-store``) is not
+queued: the job comes back already succeeded, holding the cached files, at $0 with the cost avoided.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request
 
 from rendercost.api.deps import RateLimitedKey, admit, blocking, enqueue_if_room, route_request, services
-from rendercost.api.rewrite import REWRITE_EXTRA, apply_rewrite, record_rewrite, wants_rewrite
+from rendercost.api.result_cache import check_result_cache
+from rendercost.api.rewrite import apply_rewrite, record_rewrite, wants_rewrite
 from rendercost.api.schemas import JobList, JobOut, JobRequest
 from rendercost.api.translate import (
     build_request,
@@ -26,9 +29,11 @@ from rendercost.api.translate import (
 )
 from rendercost.api.views import job_view
 from rendercost.auth.keys import ApiKey
+from rendercost.caches.http_result import CACHE_EXTRA, OUTCOME_EXTRA
 from rendercost.domain.jobs import Job, JobState
 from rendercost.domain.specs import RenderRequest
 from rendercost.errors import Conflict, InvalidRequest
+from rendercost.ledger.pricing import REWRITE_EXTRA
 from rendercost.queue.protocol import JobStore
 from rendercost.queue.tables import MAX_IDEMPOTENCY_KEY_LENGTH
 
@@ -65,6 +70,8 @@ def _to_request(request: Request, body: JobRequest) -> RenderRequest:
 
 def _comparable(render_request: RenderRequest, seed_given: bool) -> dict[str, Any]:
     data = render_request.to_dict()
+    for how_answered in (OUTCOME_EXTRA, CACHE_EXTRA):  # a replay may meet the cache the first missed
+        data["extra"].pop(how_answered, None)
     rewrite = data["extra"].pop(REWRITE_EXTRA, None)  # a replay may be rewritten differently
     if isinstance(rewrite, dict) and "original_prompt" in rewrite:
         data["spec"]["prompt"] = rewrite["original_prompt"]
@@ -102,12 +109,28 @@ async def submit_job(
     if wants_rewrite(body.rewrite, render_request.styles):
         render_request, rewrite = await apply_rewrite(svc, render_request, request.headers, tenant=key.tenant)
     render_request, key = await route_request(request, key, render_request)
-    enqueue = partial(_enqueue, svc.store, key, render_request, idempotency_key, body.webhook_url)
-    admit_and_enqueue = partial(enqueue_if_room, svc, enqueue, tenant=key.tenant, request=render_request)
-    job = await blocking(admit_and_enqueue)
-    tags = {**key.tags, "api_key": key.id}  # the ledger keeps one rewrite line per job (replays too)
-    await record_rewrite(svc, rewrite, job.request, job_id=job.id, tenant=key.tenant, tags=tags)
+    tags = {**key.tags, "api_key": key.id}
     seed_given = body.seed not in (None, -1)
+    job, _outcome = await check_result_cache(
+        svc,
+        render_request,
+        lambda gate: gate.answer_as_job(
+            svc.store,
+            render_request,
+            tenant=key.tenant,
+            tags=tags,
+            idempotency_key=idempotency_key,
+            webhook_url=body.webhook_url,
+        ),
+        cache_control=request.headers.get("cache-control"),
+        random_seed=not seed_given,
+    )
+    if job is None:
+        enqueue = partial(_enqueue, svc.store, key, render_request, idempotency_key, body.webhook_url)
+        admit_and_enqueue = partial(enqueue_if_room, svc, enqueue, tenant=key.tenant, request=render_request)
+        job = await blocking(admit_and_enqueue)
+        # the ledger keeps one rewrite line per image of a job (replays too)
+        await record_rewrite(svc, rewrite, job.request, job_id=job.id, tenant=key.tenant, tags=tags)
     if _comparable(job.request, seed_given) != _comparable(render_request, seed_given):
         raise Conflict("this Idempotency-Key was used for a different request", code="idempotency_conflict")
     if body.webhook_url:

@@ -4,9 +4,12 @@
 
 - ``keys(request)``: one ``result_key`` per image (seeds ``seed .. seed + n - 1``) or ``None`` when the
   request cannot be cached (no resolved seed);
-- ``lookup(request, tenant=..., tags=...)``: a hit only when EVERY image is cached and its file is still
-  in the ArtifactStore; it writes this hit's ledger lines (cost 0, ``cost_avoided`` = what the render
-  that paid for the file cost, stage by stage) under a fresh id ``cache-<uuid>``, and returns them;
+- ``find(request)``: the entries when EVERY image is cached and its file is still in the ArtifactStore;
+- ``lookup(request, tenant=..., tags=...)``: ``find``, then this hit's ledger lines (cost 0,
+  ``cost_avoided`` = what the render that paid for the file cost, stage by stage, plus the request's
+  own prompt-rewrite share, which was paid) under a fresh id ``cache-<uuid>``; the synchronous images API;
+- ``answer_as_job(store, request, ...)``: ``find``, then a SUCCEEDED job holding the cached files, its
+  lines and artifact rows (``JobStore.add_answered``, one transaction); the async jobs API;
 - ``store(job)``: after a job succeeded, remember each of its images (``no-store`` requests are skipped).
 
 Controls come from ``Cache-Control`` (``cache_mode``): ``no-cache`` skips the read but still stores,
@@ -15,6 +18,7 @@ Controls come from ``Cache-Control`` (``cache_mode``): ``no-cache`` skips the re
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -23,13 +27,15 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from rendercost.artifacts.protocol import ArtifactStore
+from rendercost.artifacts.protocol import ArtifactRef, ArtifactStore
 from rendercost.caches.result_cache import CachedResult, ResultCache, result_key
 from rendercost.domain.costs import CostLine, PricingModel, Receipt, Stage
-from rendercost.domain.jobs import Job, JobState
-from rendercost.domain.money import ZERO
+from rendercost.domain.jobs import Job, JobState, new_job_id
+from rendercost.domain.money import ZERO, usd_text
 from rendercost.domain.specs import RANDOM_SEED, RenderRequest
 from rendercost.ledger.ledger import Ledger
+from rendercost.ledger.pricing import rewrite_lines
+from rendercost.queue.protocol import JobStore
 
 CACHE_EXTRA = "cache"  # RenderRequest.extra key holding the request's cache mode ("no-store")
 OUTCOME_EXTRA = "result_cache"  # RenderRequest.extra key: the lookup's outcome (miss, bypass, off)
@@ -84,10 +90,9 @@ class ResultCacheGate:
         fingerprint = self._fingerprint(request.spec.model)
         return [result_key(spec, fingerprint) for spec in request.image_specs()]
 
-    def lookup(
-        self, request: RenderRequest, *, tenant: str, tags: Mapping[str, str] | None = None
-    ) -> CacheHit | None:
-        """Blocking. The hit (ledger lines written) when every image is cached, else None."""
+    def find(self, request: RenderRequest) -> tuple[CachedResult, ...] | None:
+        """Blocking. The entries, one per image in order, when every image is cached and its file is
+        still stored; else None (an entry whose file was collected is forgotten)."""
         keys = self.keys(request)
         if keys is None:
             return None
@@ -100,8 +105,17 @@ class ResultCacheGate:
                 self.cache.forget(key)  # the file was collected: render again
                 return None
             entries.append(entry)
+        return tuple(entries)
+
+    def lookup(
+        self, request: RenderRequest, *, tenant: str, tags: Mapping[str, str] | None = None
+    ) -> CacheHit | None:
+        """Blocking. The hit (ledger lines written) when every image is cached, else None."""
+        entries = self.find(request)
+        if entries is None:
+            return None
         hit_id = f"{HIT_PREFIX}{uuid.uuid4().hex}"
-        receipts = tuple(hit_receipt(entry.receipt, hit_id, i) for i, entry in enumerate(entries))
+        receipts = answer_receipts(request, entries, hit_id)
         spec = request.spec
         with self._engine.begin() as conn:
             self._ledger.insert_lines(
@@ -113,7 +127,61 @@ class ResultCacheGate:
                 request_class=str(request.priority),
                 tags=tags,
             )
-        return CacheHit(id=hit_id, entries=tuple(entries), receipts=receipts)
+        return CacheHit(id=hit_id, entries=entries, receipts=receipts)
+
+    def answer_as_job(
+        self,
+        store: JobStore,
+        request: RenderRequest,
+        *,
+        tenant: str,
+        tags: dict[str, str],
+        idempotency_key: str | None = None,
+        webhook_url: str | None = None,
+    ) -> Job | None:
+        """Blocking. A SUCCEEDED job answering ``request`` from the cache (never queued; its $0 lines
+        with the cost avoided, and artifact rows for the cached files, written with it), or None on a
+        miss. An Idempotency-Key the tenant already used returns that job instead."""
+        entries = self.find(request)
+        if entries is None:
+            return None
+        job_id = new_job_id()
+        receipts = answer_receipts(request, entries, job_id)
+        refs = [(self._ref(entry), i) for i, entry in enumerate(entries)]
+        images = [
+            {
+                "index": i,
+                "artifact_key": entry.location,
+                "media_type": entry.media_type,
+                "seed": entry.receipt.get("seed"),
+                "size_bytes": ref.size_bytes,
+                "receipt": receipt.to_dict(),
+                "cache_key": entry.key,
+            }
+            for i, (entry, receipt, (ref, _)) in enumerate(zip(entries, receipts, refs, strict=True))
+        ]
+        result = {
+            "images": images,
+            "cost_usd": usd_text(sum((receipt.total for receipt in receipts), ZERO)),
+            "cost_avoided_usd": usd_text(sum((receipt.total_avoided for receipt in receipts), ZERO)),
+            "device": "",
+            "batch_ids": [],
+        }
+        return store.add_answered(
+            job_id,
+            tenant,
+            request,
+            result=result,
+            cost_lines=[line for receipt in receipts for line in receipt.lines],
+            artifacts=refs,
+            idempotency_key=idempotency_key,
+            webhook_url=webhook_url,
+            tags=tags,
+        )
+
+    def _ref(self, entry: CachedResult) -> ArtifactRef:
+        data = self._artifacts.get(entry.location)
+        return ArtifactRef(entry.location, len(data), hashlib.sha256(data).hexdigest(), entry.media_type)
 
     def store(self, job: Job) -> int:
         """Blocking. Remember a succeeded job's images; return how many were stored."""
@@ -136,9 +204,23 @@ class ResultCacheGate:
         return stored
 
 
+def answer_receipts(
+    request: RenderRequest, entries: tuple[CachedResult, ...], answer_id: str
+) -> tuple[Receipt, ...]:
+    """One receipt per image of a cache answer named ``answer_id``: this request's own prompt-rewrite
+    share (paid: the rewrite ran before the lookup), then every stage of the render that paid for
+    the file at $0 with its cost avoided."""
+    rewrites = rewrite_lines(request, answer_id)
+    return tuple(
+        Receipt((*rewrites[i : i + 1], *hit_receipt(entry.receipt, answer_id, i).lines))
+        for i, entry in enumerate(entries)
+    )
+
+
 def hit_receipt(payload: Mapping[str, Any], hit_id: str, image_index: int) -> Receipt:
-    """The receipt of one image served from the cache: each stage the paid render billed, at $0 with
-    its cost as ``cost_avoided``, plus nothing else (a hit stores no new bytes)."""
+    """The receipt of one image served from the cache: each render stage the paid render billed, at $0
+    with its cost as ``cost_avoided``, and nothing else (a hit stores no new bytes). The paid render's
+    prompt rewrite is left out: the cache does not spare it (a rewrite happens before the lookup)."""
     lines = (payload.get("receipt") or {}).get("lines", [])
     return Receipt(
         tuple(
@@ -157,6 +239,7 @@ def hit_receipt(payload: Mapping[str, Any], hit_id: str, image_index: int) -> Re
                 details={"cache": "result", "paid_in_batch": str(line.get("batch_id", ""))},
             )
             for line in lines
+            if line["stage"] != Stage.PROMPT_REWRITE
         )
     )
 

@@ -2,7 +2,8 @@
 
 The command reads in four steps, each a function below:
 
-    1. check the request   everything a flag can get wrong, before any model work or file write
+    1. check the request   everything a flag can get wrong, before any model work or file write;
+                           with ``--rewrite``, the prompt rewritten (``cli.render_rewrite``)
     2. look up the cache   an identical earlier render (same weights, prompt, seed, size, ...) is
                            copied from the exact-result cache: byte-identical file, $0 paid, cost avoided
     3. render the rest     one batched pipeline call per ``max_batch_size`` images, priced per stage
@@ -35,19 +36,21 @@ from rich.table import Table
 
 from rendercost.artifacts.local import LocalArtifactStore
 from rendercost.artifacts.metadata import MEDIA_TYPES, embed_receipt
+from rendercost.caches.http_result import hit_receipt
 from rendercost.caches.result_cache import ResultCache, result_key
 from rendercost.cli.common import cli_errors, load_settings
+from rendercost.cli.render_rewrite import CliRewrite, rewrite_spec
 from rendercost.db.engine import create_db_engine
 from rendercost.db.migrate import migrate
 from rendercost.domain.batch import BatchItem, BatchPlan
-from rendercost.domain.costs import CostLine, PricingModel, Receipt, Stage
+from rendercost.domain.costs import CostLine, PricingModel, Receipt
 from rendercost.domain.money import ZERO, quantize
 from rendercost.domain.presets import DEFAULT_PRESET, get_preset
 from rendercost.domain.runner import StepCallback
 from rendercost.domain.specs import MAX_SEED, RANDOM_SEED, OutputFormat, RenderSpec, check_size, parse_size
 from rendercost.errors import InvalidRequest
 from rendercost.ledger.catalog import PriceCatalog
-from rendercost.ledger.pricing import DEVICE_HOUR, GB_MONTH, price_batch, price_storage
+from rendercost.ledger.pricing import DEVICE_HOUR, GB_MONTH, price_batch, price_storage, split_line
 from rendercost.ledger.receipts import receipt_payload
 from rendercost.settings import ModelConfig, Settings
 
@@ -67,6 +70,7 @@ class _Request:
     specs: tuple[RenderSpec, ...]  # seeds seed .. seed + n - 1
     paths: tuple[Path, ...]  # one output file per spec
     use_cache: bool  # False for --no-cache and random seeds
+    charged_before: tuple[CostLine, ...] = ()  # per image: its share of the prompt rewrite (--rewrite)
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,9 @@ def render(
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
     truncate: Annotated[bool, typer.Option(help="Cut over-long prompts to the model's limit.")] = False,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the cache.")] = False,
+    rewrite: Annotated[
+        bool, typer.Option("--rewrite", help="Rewrite PROMPT into a detailed one first (LLM or builtin).")
+    ] = False,
 ) -> None:
     """Render PROMPT on this machine and print what each image cost, stage by stage."""
     settings = load_settings(ctx)
@@ -127,10 +134,18 @@ def render(
         from rendercost.execution.registry import ModelRegistry
 
         registry = ModelRegistry(settings)
-        spec = _check_with_model(registry, spec, truncate)
-        request = _expand(spec, n, out, use_cache=not no_cache and seed != RANDOM_SEED)
+        spec = _resolve_seed(_check_with_model(registry, spec, truncate), n)
+        use_cache = not no_cache and seed != RANDOM_SEED
+        rewritten = None
+        if rewrite:
+            spec, rewritten = rewrite_spec(
+                settings, registry, spec, use_cache=not no_cache, truncate=truncate
+            )
+        request = _expand(spec, n, out, use_cache=use_cache)
+        if rewritten is not None:
+            request = replace(request, charged_before=tuple(split_line(rewritten.line, "", n)))
         outcomes = _Renderer(settings, registry, catalog, quiet=json_output).run(request)
-    _report(outcomes, json_output)
+    _report(outcomes, json_output, rewritten)
 
 
 # 1. check the request ------------------------------------------------------------------------------
@@ -186,10 +201,16 @@ def _check_with_model(registry: ModelRegistry, spec: RenderSpec, truncate: bool)
     return replace(spec, prompt=prompt, negative_prompt=negative)
 
 
+def _resolve_seed(spec: RenderSpec, n: int) -> RenderSpec:
+    """``spec`` with a random seed (-1) replaced by one that leaves room for ``n`` images."""
+    if spec.seed != RANDOM_SEED:
+        return spec
+    return replace(spec, seed=secrets.randbelow(MAX_SEED - n + 2))
+
+
 def _expand(spec: RenderSpec, n: int, out: Path | None, *, use_cache: bool) -> _Request:
-    """One spec per image, the random seed resolved, and the output paths checked."""
-    if spec.seed == RANDOM_SEED:
-        spec = replace(spec, seed=secrets.randbelow(MAX_SEED - n + 2))
+    """One spec per image (seeds ``spec.seed`` ..), and the output paths checked."""
+    spec = _resolve_seed(spec, n)
     specs = tuple(replace(spec, seed=spec.seed + i) for i in range(n))
     base = out if out is not None else Path.cwd() / f"rendercost-{spec.seed}.{spec.output_format}"
     return _Request(specs, _output_paths(base, n), use_cache)
@@ -264,7 +285,8 @@ class _Renderer:
                 cache.forget(key)  # the file was collected: render again
                 continue
             _write_atomic(path, store.get(entry.location))
-            hits[i] = _Outcome(path, spec, _hit_receipt(entry.receipt, i), "hit")
+            receipt = Receipt((*request.charged_before[i : i + 1], *hit_receipt(entry.receipt, "", i).lines))
+            hits[i] = _Outcome(path, spec, receipt, "hit")
         return hits
 
     def _render(
@@ -297,7 +319,8 @@ class _Renderer:
                 )
                 for image, lines in zip(result.images, device_lines, strict=True):
                     i = image.item.image_index
-                    receipt = Receipt((*lines, self._storage_line(i, len(image.data))))
+                    before = request.charged_before[i : i + 1]
+                    receipt = Receipt((*before, *lines, self._storage_line(i, len(image.data))))
                     payload = receipt_payload(image.item.spec, receipt)
                     data = embed_receipt(image.data, image.media_type, payload)
                     _write_atomic(request.paths[i], data)
@@ -320,30 +343,6 @@ class _Renderer:
             region=self.settings.region,
             retention_days=self.settings.artifact_retention_days,
         )
-
-
-def _hit_receipt(payload: dict[str, Any], image_index: int) -> Receipt:
-    """This call's receipt for a cache hit: every stage of the paid render at $0, its cost avoided."""
-    lines = payload.get("receipt", {}).get("lines", [])
-    return Receipt(
-        tuple(
-            CostLine(
-                job_id="",
-                image_index=image_index,
-                stage=Stage(line["stage"]),
-                device_seconds=0.0,
-                unit_price=Decimal(line["unit_price"]),
-                unit=str(line["unit"]),
-                quantity=ZERO,
-                cost=ZERO,
-                device_type=str(line["device_type"]),
-                pricing_model=PricingModel(line["pricing_model"]),
-                cost_avoided=Decimal(line["cost_usd"]),
-                details={"cache": "result", "paid_in_batch": line["batch_id"]},
-            )
-            for line in lines
-        )
-    )
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -382,10 +381,10 @@ def _offset(on_step: StepCallback | None, before: int) -> StepCallback | None:
 # 4. report -----------------------------------------------------------------------------------------
 
 
-def _report(outcomes: Sequence[_Outcome], json_output: bool) -> None:
+def _report(outcomes: Sequence[_Outcome], json_output: bool, rewritten: CliRewrite | None) -> None:
     total = sum((outcome.receipt.total for outcome in outcomes), ZERO)
     if json_output:
-        document = {
+        document: dict[str, Any] = {
             "images": [
                 {
                     "path": str(outcome.path),
@@ -400,13 +399,26 @@ def _report(outcomes: Sequence[_Outcome], json_output: bool) -> None:
             "total_usd": format(total, "f"),
             "cost_avoided_usd": format(sum((o.receipt.total_avoided for o in outcomes), ZERO), "f"),
         }
+        if rewritten is not None:
+            document["rewrite"] = {"original_prompt": rewritten.original_prompt, **rewritten.record}
         print(json.dumps(document, indent=2))
         return
     console = Console()
+    if rewritten is not None:
+        console.print(_rewrite_summary(rewritten), highlight=False)
     for outcome in outcomes:
         console.print(_receipt_table(outcome))
     if len(outcomes) > 1:
         console.print(f"total for {len(outcomes)} images: ${_usd(total)}")
+
+
+def _rewrite_summary(rewritten: CliRewrite) -> str:
+    record = rewritten.record
+    who = f"{record['provider']}/{record['model']}" + (" (fallback)" if record["fallback"] else "")
+    tokens = f"{record['input_tokens']}+{record['output_tokens']} tokens, rewrite cache {record['cache']}"
+    if "dropped" in record:
+        return f"rewrite by {who} dropped, {record['dropped']}; rendered the prompt as given ({tokens})"
+    return f"prompt rewritten by {who} ({tokens}):\n  {record['revised_prompt']}"
 
 
 def _receipt_table(outcome: _Outcome) -> Table:

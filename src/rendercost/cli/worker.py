@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 import signal
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from types import FrameType
 from typing import Annotated
 
@@ -22,7 +20,6 @@ from rendercost.artifacts.local import LocalArtifactStore
 from rendercost.caches.http_result import ResultCacheGate, storing_hook
 from rendercost.caches.result_cache import ResultCache
 from rendercost.cli.common import cli_errors, load_settings
-from rendercost.db.engine import create_db_engine
 from rendercost.execution.worker_setup import (
     build_runner,
     build_worker,
@@ -31,7 +28,6 @@ from rendercost.execution.worker_setup import (
     open_job_store,
 )
 from rendercost.observability.logging import configure_logging
-from rendercost.settings import Settings
 
 
 def register(app: typer.Typer) -> None:
@@ -57,20 +53,27 @@ def worker(
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     worker_id = worker_id or default_worker_id()
-    with (
-        cli_errors(),
-        open_job_store(settings) as store,
-        _result_cache(settings) as gate,
-        idle_metered(settings, store.engine, build_runner(settings), worker_id=worker_id) as runner,
-    ):
-        the_worker = build_worker(
-            settings,
-            store,
-            runner,
-            worker_id=worker_id,
-            on_settled=storing_hook(gate),  # results answer exact repeats over HTTP
-        )
-        stats = the_worker.run_burst(stop) if burst else the_worker.run_forever(stop)
+    from rendercost.execution.registry import ModelRegistry  # imports torch: only when rendering
+
+    with cli_errors():
+        registry = ModelRegistry(settings)  # one registry: the runner's models are the ones fingerprinted
+        artifacts = LocalArtifactStore(settings.resolved_artifacts_dir)
+        runner = build_runner(settings, registry)
+        with (
+            open_job_store(settings) as store,
+            idle_metered(settings, store.engine, runner, worker_id=worker_id) as metered,
+        ):
+            cache = ResultCache(store.engine, settings.result_cache_ttl_seconds)
+            gate = ResultCacheGate(cache, store.engine, artifacts, registry.fingerprint)
+            the_worker = build_worker(
+                settings,
+                store,
+                metered,
+                worker_id=worker_id,
+                artifacts=artifacts,
+                on_settled=storing_hook(gate),  # results answer exact repeats over HTTP
+            )
+            stats = the_worker.run_burst(stop) if burst else the_worker.run_forever(stop)
     summary = {
         "worker_id": the_worker.worker_id,
         "jobs_succeeded": stats.jobs_succeeded,
@@ -82,17 +85,3 @@ def worker(
         "batch_fill_ratio": round(stats.fill_ratio(settings.max_batch_size), 4),
     }
     typer.echo(json.dumps(summary))
-
-
-@contextmanager
-def _result_cache(settings: Settings) -> Iterator[ResultCacheGate]:
-    """The exact-result cache this worker fills (its own engine on the settings' database)."""
-    from rendercost.execution.registry import ModelRegistry  # imports torch: only when rendering
-
-    engine = create_db_engine(settings.resolved_database_url)
-    try:
-        artifacts = LocalArtifactStore(settings.resolved_artifacts_dir)
-        cache = ResultCache(engine, settings.result_cache_ttl_seconds)
-        yield ResultCacheGate(cache, engine, artifacts, ModelRegistry(settings).fingerprint)
-    finally:
-        engine.dispose()

@@ -75,6 +75,26 @@ class CostLine:
             "details": dict(self.details),
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CostLine:
+        """The line back from ``to_dict``'s form (money and quantities exact)."""
+        return cls(
+            job_id=str(data.get("job_id", "")),
+            image_index=int(data.get("image_index", 0)),
+            stage=Stage(data["stage"]),
+            device_seconds=float(data.get("device_seconds", 0.0)),
+            unit_price=Decimal(str(data["unit_price"])),
+            unit=str(data["unit"]),
+            quantity=Decimal(str(data.get("quantity", "0"))),
+            cost=Decimal(str(data["cost_usd"])),
+            device_type=str(data.get("device_type", "cpu")),
+            pricing_model=PricingModel(data.get("pricing_model", PricingModel.ON_DEMAND)),
+            batch_id=str(data.get("batch_id", "")),
+            batch_size=int(data.get("batch_size", 1)),
+            cost_avoided=Decimal(str(data.get("cost_avoided_usd", "0"))),
+            details=dict(data.get("details") or {}),
+        )
+
 
 @dataclass(frozen=True)
 class Receipt:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -31,6 +32,11 @@ ALLOWED_TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     JobState.FAILED: frozenset(),
     JobState.CANCELLED: frozenset(),
 }
+
+
+def new_job_id() -> str:
+    """A fresh job id: ``job_`` and 32 hex digits (opaque, URL-safe)."""
+    return f"job_{uuid.uuid4().hex}"
 
 
 def check_transition(current: JobState, target: JobState) -> None:

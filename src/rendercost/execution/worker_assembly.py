@@ -34,6 +34,7 @@ class JobAssembly:
 
     job_id: str
     images: dict[int, StoredImage] = field(default_factory=dict)  # by image index
+    charged_before: dict[int, CostLine] = field(default_factory=dict)  # by image index: prompt-rewrite shares
 
     def add(self, image: StoredImage) -> None:
         self.images[image.index] = image

@@ -1,9 +1,9 @@
 """Settling: what happens to a batch after the runner returns, off the worker's render loop.
 
-For each rendered image: price it (its share of the batch's device time, plus storage), embed that
-receipt in the file, store the file. For each job whose images are all in: ``store.complete`` writes
-the result, the cost lines and the artifact rows in ONE transaction. Failed batches are recorded with
-``store.fail``.
+For each rendered image: price it (its job's prompt-rewrite share, its share of the batch's device
+time, plus storage), embed that receipt in the file, store the file. For each job whose images are all
+in: ``store.complete`` writes the result, the cost lines and the artifact rows in ONE transaction.
+Failed batches are recorded with ``store.fail``.
 
 ``Settler`` does this on one background thread, in submission order, so the device renders the next
 batch while the database and the disk take the last one (``pipelined=False`` does it inline). The queue
@@ -31,6 +31,7 @@ from rendercost.errors import Conflict, NotFound
 from rendercost.execution.worker_assembly import JobAssembly, StoredImage
 from rendercost.execution.worker_leases import LeaseKeeper
 from rendercost.execution.worker_pricing import WorkerPricing
+from rendercost.ledger.pricing import rewrite_lines
 from rendercost.ledger.receipts import receipt_payload
 from rendercost.queue.protocol import JobStore
 
@@ -111,7 +112,8 @@ class Settler:
     def open(self, job: Job) -> None:
         """Start gathering the images of a claimed job."""
         with self._lock:
-            self._assemblies[job.id] = JobAssembly(job.id)
+            charged = {line.image_index: line for line in rewrite_lines(job.request, job.id)}
+            self._assemblies[job.id] = JobAssembly(job.id, charged_before=charged)
             self._images_of[job.id] = job.request.n
         self._leases.hold([job.id])
 
@@ -217,9 +219,11 @@ class Settler:
         device_lines = self._pricing.device_lines(plan, result)
         for rendered, lines in zip(result.images, device_lines, strict=True):
             with self._lock:
-                if rendered.item.job_id not in self._assemblies:  # failed or cancelled meanwhile
+                opened = self._assemblies.get(rendered.item.job_id)
+                if opened is None:  # failed or cancelled meanwhile
                     continue
-            ref, receipt = self._store_one(rendered, lines)
+                before = opened.charged_before.get(rendered.item.image_index)
+            ref, receipt = self._store_one(rendered, (*((before,) if before else ()), *lines))
             image = StoredImage(
                 rendered.item.image_index, ref, rendered.seed, receipt, plan.batch_id, result.device
             )
@@ -229,14 +233,15 @@ class Settler:
                     assembly.add(image)
 
     def _store_one(
-        self, rendered: RenderedImage, device_lines: tuple[CostLine, ...]
+        self, rendered: RenderedImage, priced_lines: tuple[CostLine, ...]
     ) -> tuple[ArtifactRef, Receipt]:
-        """Store one image with its receipt embedded. The storage line prices the stored file, which
-        holds the receipt, so the size is iterated to a fixed point (it settles in two rounds)."""
+        """Store one image with its receipt (``priced_lines`` and a storage line) embedded. The storage
+        line prices the stored file, which holds the receipt, so the size is iterated to a fixed point
+        (it settles in two rounds)."""
         size = len(rendered.data)
         spec = replace(rendered.item.spec, seed=rendered.seed)
         for _ in range(EMBED_ROUNDS):
-            receipt = Receipt((*device_lines, self._pricing.storage_line(rendered.item, size)))
+            receipt = Receipt((*priced_lines, self._pricing.storage_line(rendered.item, size)))
             data = self._embed(rendered.data, rendered.media_type, receipt_payload(spec, receipt))
             if len(data) == size:
                 break

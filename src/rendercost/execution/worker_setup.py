@@ -10,6 +10,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
@@ -28,6 +29,9 @@ from rendercost.ledger.idle import IdleMeteredRunner, idle_meter
 from rendercost.queue.protocol import JobStore
 from rendercost.queue.sql_store import SqlJobStore
 from rendercost.settings import Settings
+
+if TYPE_CHECKING:
+    from rendercost.execution.registry import ModelRegistry
 
 
 def default_worker_id() -> str:
@@ -67,14 +71,14 @@ def open_job_store(settings: Settings) -> Iterator[SqlJobStore]:
         engine.dispose()
 
 
-def build_runner(settings: Settings) -> Runner:
-    """The diffusers runner over the settings' models (loaded lazily, on first use), with the prompt
-    embedding cache, as ``rendercost serve`` builds it."""
+def build_runner(settings: Settings, registry: ModelRegistry | None = None) -> Runner:
+    """The diffusers runner over ``registry`` (default: a new one over the settings' models; loaded
+    lazily, on first use), with the prompt embedding cache, as ``rendercost serve`` builds it."""
     from rendercost.execution.prompt_embeddings import encoder_from_settings
     from rendercost.execution.registry import ModelRegistry  # imports torch: only when rendering
     from rendercost.execution.runner import DiffusersRunner
 
-    registry = ModelRegistry(settings)
+    registry = registry or ModelRegistry(settings)
     return DiffusersRunner(
         registry, settings, embeddings=encoder_from_settings(settings, registry.fingerprint)
     )

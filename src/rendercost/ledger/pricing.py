@@ -5,6 +5,8 @@ Pure functions over domain types and a ``PriceCatalog``; no I/O. The rules:
 - A stage's batch cost is ``cost_of_seconds(batch seconds, USD per device-hour)``, quantized once.
 - It is split across the batch's images in proportion to their work, ``pixels x steps``, with
   ``split_exact``, so the images' lines of a stage add up to the batch cost EXACTLY.
+- A job's prompt rewrite is one LLM call for all its images: its line is split across the images
+  (``rewrite_lines``) the same way, so each image's receipt carries its share of the tokens' cost.
 - A stage the runner skipped (``RenderResult.skipped_stages``) gets a line too: its cost is what it
   really used (usually 0) and ``cost_avoided`` is what it would have cost, when the caller can estimate
   that (``avoided_seconds``).
@@ -13,18 +15,21 @@ Pure functions over domain types and a ``PriceCatalog``; no I/O. The rules:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from decimal import Decimal
 
 from rendercost.domain.batch import BatchPlan, RenderResult
 from rendercost.domain.costs import DEVICE_STAGES, CostLine, PricingModel, Stage
 from rendercost.domain.money import SECONDS_PER_HOUR, ZERO, cost_of_seconds, quantize, split_exact
 from rendercost.domain.presets import get_preset
-from rendercost.domain.specs import RenderSpec
+from rendercost.domain.specs import RenderRequest, RenderSpec
 from rendercost.ledger.catalog import PriceCatalog
 
 BYTES_PER_GB = Decimal(2**30)  # AWS bills storage in binary gigabytes
 DAYS_PER_MONTH = Decimal(30)  # a GB-month is priced over a 30-day month
 QUANTITY_QUANTUM = Decimal("1e-18")  # the ledger keeps quantities to 18 places; costs are exact
+REWRITE_EXTRA = "rewrite"  # RenderRequest.extra key: the prompt rewrite's record (see api.rewrite)
+REWRITE_LINE = "line"  # key in that record: the job's whole prompt_rewrite line, as CostLine.to_dict
 DEVICE_HOUR = "device-hour"
 GB_MONTH = "GB-month"
 
@@ -127,6 +132,40 @@ def price_storage(
             "put_price_per_1000": str(prices.put_per_1000),
         },
     )
+
+
+def split_line(line: CostLine, job_id: str, n_images: int) -> list[CostLine]:
+    """``line`` (a charge for a whole job) as one line per image of ``job_id``: cost, cost avoided and
+    quantity split equally with ``split_exact``, so the images' lines add up to ``line`` exactly."""
+    if n_images < 1:
+        raise ValueError("a job has at least one image")
+    weights = [1] * n_images
+    costs = split_exact(line.cost, weights)
+    avoided = split_exact(line.cost_avoided, weights)
+    quantities = split_exact(line.quantity, weights)
+    details = {**line.details, "job_images": n_images} if n_images > 1 else dict(line.details)
+    return [
+        replace(
+            line,
+            job_id=job_id,
+            image_index=i,
+            cost=costs[i],
+            cost_avoided=avoided[i],
+            quantity=quantities[i],
+            details=details,
+        )
+        for i in range(n_images)
+    ]
+
+
+def rewrite_lines(request: RenderRequest, job_id: str) -> list[CostLine]:
+    """The prompt_rewrite line of each image of ``request`` (job ``job_id``), in image order; empty when
+    the request was not rewritten. The API writes these to the ledger as soon as the job exists (the
+    tokens are spent whatever becomes of the render); the worker puts the same lines in the receipts."""
+    record = request.extra.get(REWRITE_EXTRA)
+    if not isinstance(record, dict) or not isinstance(record.get(REWRITE_LINE), dict):
+        return []
+    return split_line(CostLine.from_dict(record[REWRITE_LINE]), job_id, request.n)
 
 
 CACHE_SKIPS = {"embedding_cache": "embedding"}  # skipped-stage reasons that are cache hits -> cache name

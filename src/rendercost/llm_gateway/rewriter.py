@@ -10,7 +10,7 @@ store; ``threshold`` overrides the cosine threshold for one lookup (``X-Cache-Th
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -85,26 +85,27 @@ class PromptRewriter:
         catalog = PriceCatalog.load(settings.catalog_path)
         return cls(build_gateway(settings.llm_providers), semantic, catalog=catalog, engine=engine)
 
-    def record(self, outcome: RewriteOutcome, *, job_id: str, ledger: LedgerContext) -> CostLine:
-        """Write the ``prompt_rewrite`` line of ``job_id`` (tokens billed, or cost avoided on a hit)."""
+    def line(self, outcome: RewriteOutcome) -> CostLine:
+        """The whole job's ``prompt_rewrite`` line (tokens billed, or the cost avoided on a semantic-cache
+        hit), not yet split across images nor named after a job (``ledger.pricing.split_line``)."""
         result = outcome.result
-        line = (
-            rewrite_line(result, self.catalog, job_id=job_id, avoided=result)
-            if outcome.reused
-            else rewrite_line(result, self.catalog, job_id=job_id)
-        )
-        if self._engine is not None:
-            with self._engine.begin() as conn:
-                Ledger(self._engine).insert_lines(
-                    conn,
-                    [line],
-                    tenant=ledger.tenant,
-                    model=ledger.model,
-                    preset=ledger.preset,
-                    request_class=ledger.request_class,
-                    tags=ledger.tags,
-                )
-        return line
+        avoided = result if outcome.reused else None
+        return rewrite_line(result, self.catalog, job_id="", avoided=avoided)
+
+    def record(self, lines: Sequence[CostLine], *, ledger: LedgerContext) -> None:
+        """Write a job's ``prompt_rewrite`` lines to the ledger (a repeat is billed once)."""
+        if self._engine is None or not lines:
+            return
+        with self._engine.begin() as conn:
+            Ledger(self._engine).insert_lines(
+                conn,
+                lines,
+                tenant=ledger.tenant,
+                model=ledger.model,
+                preset=ledger.preset,
+                request_class=ledger.request_class,
+                tags=ledger.tags,
+            )
 
     def rewrite(
         self, tenant: str, request: RewriteRequest, *, use_cache: bool = True, threshold: float | None = None

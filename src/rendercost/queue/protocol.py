@@ -26,6 +26,24 @@ class JobStore(Protocol):
         """Queue a job; the same (tenant, idempotency_key) returns the existing job unchanged."""
         ...
 
+    def add_answered(
+        self,
+        job_id: str,
+        tenant: str,
+        request: RenderRequest,
+        *,
+        result: dict[str, Any],
+        cost_lines: Sequence[CostLine],
+        artifacts: Sequence[tuple[ArtifactRef, int]] = (),
+        idempotency_key: str | None = None,
+        webhook_url: str | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> Job:
+        """Record a job answered without rendering (from a cache): SUCCEEDED from the start, never
+        queued; result, cost lines and artifact rows in ONE transaction. The same (tenant,
+        idempotency_key) returns the existing job and writes nothing."""
+        ...
+
     def get(self, job_id: str, *, tenant: str | None = None) -> Job:
         """The job; ``NotFound`` if absent or owned by another tenant (when ``tenant`` is given)."""
         ...

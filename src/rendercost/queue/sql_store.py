@@ -10,7 +10,6 @@ so a job re-run after a crash is billed exactly once. State changes go through
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -35,7 +34,7 @@ from rendercost.artifacts.tables import artifacts as artifacts_table
 from rendercost.db.clock import Clock, utcnow
 from rendercost.db.upsert import insert_ignoring_conflicts
 from rendercost.domain.costs import CostLine
-from rendercost.domain.jobs import Job, JobState, check_transition
+from rendercost.domain.jobs import Job, JobState, check_transition, new_job_id
 from rendercost.domain.specs import Priority, RenderRequest
 from rendercost.errors import Conflict, InvalidRequest, NotFound
 from rendercost.ledger.ledger import Ledger
@@ -106,9 +105,68 @@ class SqlJobStore:
         """Queue a job; the same (tenant, idempotency_key) returns the existing job unchanged, also
         when two calls race (the unique constraint decides; the loser reads the winner's row)."""
         _check_enqueue(tenant, idempotency_key, tags)
+        row = self._new_row(new_job_id(), tenant, request, idempotency_key, webhook_url, tags)
+        with self._engine.begin() as conn:
+            return self._insert_job(conn, row)
+
+    def add_answered(
+        self,
+        job_id: str,
+        tenant: str,
+        request: RenderRequest,
+        *,
+        result: dict[str, Any],
+        cost_lines: Sequence[CostLine],
+        artifacts: Sequence[tuple[ArtifactRef, int]] = (),
+        idempotency_key: str | None = None,
+        webhook_url: str | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> Job:
+        """Record a job answered without rendering (the exact-result cache): inserted SUCCEEDED, never
+        queued, with its result, cost lines and artifact rows in ONE transaction. ``job_id`` comes from
+        ``domain.jobs.new_job_id`` (the lines already name it). The same (tenant, idempotency_key)
+        returns the existing job and writes nothing."""
+        _check_enqueue(tenant, idempotency_key, tags)
+        _check_belongs(job_id, request.n, cost_lines, artifacts)
+        row = self._new_row(job_id, tenant, request, idempotency_key, webhook_url, tags)
+        now = row["created_at"]
+        row |= {
+            "state": str(JobState.SUCCEEDED),
+            "progress": 1.0,
+            "result": dict(result),
+            "started_at": now,
+            "finished_at": now,
+        }
+        with self._engine.begin() as conn:
+            job = self._insert_job(conn, row)
+            if job.id != job_id:  # an idempotent replay: the first job stands
+                return job
+            self.ledger.insert_lines(
+                conn,
+                cost_lines,
+                tenant=tenant,
+                model=request.spec.model,
+                preset=request.spec.preset,
+                request_class=str(request.priority),
+                tags=row["tags"],
+                now=now,
+            )
+            _insert_artifacts(conn, job_id, tenant, artifacts, now)
+            return job
+
+    def _new_row(
+        self,
+        job_id: str,
+        tenant: str,
+        request: RenderRequest,
+        idempotency_key: str | None,
+        webhook_url: str | None,
+        tags: dict[str, str] | None,
+    ) -> dict[str, Any]:
+        """A queued job's row."""
         now = self._clock()
-        row = {
-            "id": f"job_{uuid.uuid4().hex}",
+        return {
+            "id": job_id,
             "tenant": tenant,
             "state": str(JobState.QUEUED),
             "priority": str(request.priority),
@@ -125,13 +183,19 @@ class SqlJobStore:
             "created_at": now,
             "updated_at": now,
         }
-        with self._engine.begin() as conn:
-            if idempotency_key is None:
-                conn.execute(insert(jobs).values(row))
-                return _select_job(conn, jobs.c.id == row["id"])
-            stmt = insert_ignoring_conflicts(conn, jobs, ("tenant", "idempotency_key"))
-            conn.execute(stmt.values(row))
-            return _select_job(conn, and_(jobs.c.tenant == tenant, jobs.c.idempotency_key == idempotency_key))
+
+    @staticmethod
+    def _insert_job(conn: Connection, row: dict[str, Any]) -> Job:
+        """Insert ``row``; with an idempotency key already used by the tenant, the existing job (also
+        when two calls race: the unique constraint decides; the loser reads the winner's row)."""
+        if row["idempotency_key"] is None:
+            conn.execute(insert(jobs).values(row))
+            return _select_job(conn, jobs.c.id == row["id"])
+        stmt = insert_ignoring_conflicts(conn, jobs, ("tenant", "idempotency_key"))
+        conn.execute(stmt.values(row))
+        return _select_job(
+            conn, and_(jobs.c.tenant == row["tenant"], jobs.c.idempotency_key == row["idempotency_key"])
+        )
 
     def get(self, job_id: str, *, tenant: str | None = None) -> Job:
         """The job; ``NotFound`` if absent or owned by another tenant (when ``tenant`` is given)."""

@@ -33,7 +33,7 @@ def test_submit_poll_and_fetch_results(api: Api) -> None:
     stage_total = sum(Decimal(s["cost_usd"]) for s in job["rendercost"]["stages"])
     assert stage_total == Decimal(job["rendercost"]["cost_usd"]) > 0
     assert [s["stage"] for s in job["rendercost"]["stages"]][:2] == ["text_encode", "denoise"]
-    assert job["rendercost"]["cache"] == {"result": "off", "embedding": "off", "rewrite": "off"}
+    assert job["rendercost"]["cache"] == {"result": "miss", "embedding": "off", "rewrite": "off"}
 
     image = job["results"][1]
     meta = api.client.get(f"/v1/images/{image['id']}", headers=api.headers())

@@ -10,8 +10,12 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from rendercost.artifacts.metadata import read_receipt
+from rendercost.domain.money import quantize
+from rendercost.ledger.catalog import PriceCatalog
 from rendercost.ledger.tables import cost_lines
 from tests.unit.api.conftest import Api, ApiFactory
+from tests.unit.api.test_jobs import wait_done
 from tests.unit.llm_gateway.llm_server import INPUT_TOKENS, OUTPUT_TOKENS, LlmServer, serve
 
 GEN = "/v1/images/generations"
@@ -108,3 +112,52 @@ def test_async_job_with_rewrite_style(rewriting_api: Api) -> None:
     assert job["request"]["spec"]["prompt"] == "a red kite over a field, golden hour, 85mm"
     assert job["request"]["extra"]["rewrite"]["original_prompt"] == "a red kite over a field"
     assert len(_rewrite_lines(api, job["id"])) == 1
+
+
+def _token_cost() -> Decimal:
+    prices = PriceCatalog.load().token_prices("gpt-4o-mini")
+    million = Decimal(1_000_000)
+    return quantize(
+        INPUT_TOKENS * prices.input_per_1m / million + OUTPUT_TOKENS * prices.output_per_1m / million
+    )
+
+
+def test_the_rewrite_is_on_every_images_receipt_and_adds_up(rewriting_api: Api) -> None:
+    api = rewriting_api
+    body = {"prompt": "a blue teapot on a table", "n": 3, "seed": 5, "rewrite": True}
+    submitted = api.client.post("/v1/jobs", json=body, headers=api.headers()).json()
+    job = wait_done(api, submitted["id"])
+    assert job["state"] == "succeeded"
+    shares = [
+        Decimal(line["cost_usd"])
+        for result in job["results"]
+        for line in result["receipt"]["lines"]
+        if line["stage"] == "prompt_rewrite"
+    ]
+    assert len(shares) == 3 and sum(shares) == _token_cost() > 0  # split exactly across the images
+    ledger = _rewrite_lines(api, job["id"])
+    assert sorted(line["image_index"] for line in ledger) == [0, 1, 2]
+    assert sum((line["cost"] for line in ledger), Decimal(0)) == _token_cost()
+    with api.server.engine.connect() as conn:
+        query = select(cost_lines.c.cost).where(cost_lines.c.job_id == job["id"])
+        billed = sum(conn.execute(query).scalars(), Decimal(0))
+    assert billed == Decimal(job["rendercost"]["cost_usd"]) == Decimal(job["receipt"]["total_usd"])
+    first = api.client.get(
+        f"/v1/images/{job['results'][0]['id']}", headers={**api.headers(), "Accept": "image/png"}
+    )
+    embedded = read_receipt(first.content, "image/png")
+    assert embedded is not None
+    assert embedded["receipt"]["lines"][0]["stage"] == "prompt_rewrite"  # the file carries its share
+
+
+def test_a_result_cache_hit_still_bills_a_rewrite_it_paid_for(rewriting_api: Api, llm: LlmServer) -> None:
+    api = rewriting_api
+    body = {"prompt": "green kettle on a stove", "seed": 8, "rewrite": True, "response_format": "b64_json"}
+    api.client.post(GEN, json=body, headers=api.headers())
+    bypass = {**api.headers(), "X-Cache": "bypass"}  # the LLM is asked again: tokens paid
+    again = api.client.post(GEN, json=body, headers=bypass).json()
+    info = again["rendercost"]
+    assert info["cache"]["result"] == "hit" and len(llm.script.calls("/a")) == 2
+    assert Decimal(info["cost_usd"]) == _token_cost()
+    [line] = _rewrite_lines(api, info["job_id"])
+    assert line["cost"] == _token_cost()

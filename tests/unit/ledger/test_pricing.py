@@ -1,3 +1,4 @@
+import json
 import random
 from dataclasses import replace
 from decimal import Decimal
@@ -5,11 +6,19 @@ from decimal import Decimal
 import pytest
 
 from rendercost.domain.batch import BatchItem, BatchPlan, RenderedImage, RenderResult
-from rendercost.domain.costs import DEVICE_STAGES, PricingModel, Receipt, Stage
+from rendercost.domain.costs import DEVICE_STAGES, CostLine, PricingModel, Receipt, Stage
 from rendercost.domain.money import ZERO, cost_of_seconds, quantize
-from rendercost.domain.specs import RenderSpec
+from rendercost.domain.specs import RenderRequest, RenderSpec
 from rendercost.ledger.catalog import PriceCatalog
-from rendercost.ledger.pricing import price_batch, price_storage, work_units
+from rendercost.ledger.pricing import (
+    REWRITE_EXTRA,
+    REWRITE_LINE,
+    price_batch,
+    price_storage,
+    rewrite_lines,
+    split_line,
+    work_units,
+)
 
 CATALOG = PriceCatalog.load()
 H100 = Decimal("6.88")
@@ -123,3 +132,43 @@ def test_storage_line_prices_gb_months_and_one_put() -> None:
     assert local.cost == quantize(expected)
     assert local.details["bytes"] == 123_456
     assert local.cost == quantize(local.cost)
+
+
+def _rewrite_line(cost: str, avoided: str = "0") -> CostLine:
+    return CostLine(
+        job_id="",
+        image_index=0,
+        stage=Stage.PROMPT_REWRITE,
+        device_seconds=0.0,
+        unit_price=Decimal("0.60"),
+        unit="1M tokens",
+        quantity=Decimal("0.000107"),
+        cost=Decimal(cost),
+        device_type="",
+        cost_avoided=Decimal(avoided),
+        details={"input_tokens": 62, "output_tokens": 45},
+    )
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7])
+def test_a_job_wide_line_splits_across_its_images_exactly(n: int) -> None:
+    line = _rewrite_line("0.0000363001", avoided="0.0000000013")
+    shares = split_line(line, "job_9", n)
+    assert [share.image_index for share in shares] == list(range(n))
+    assert {share.job_id for share in shares} == {"job_9"}
+    assert sum((share.cost for share in shares), ZERO) == line.cost
+    assert sum((share.cost_avoided for share in shares), ZERO) == line.cost_avoided
+    assert sum((share.quantity for share in shares), ZERO) == line.quantity
+    assert max(share.cost for share in shares) - min(share.cost for share in shares) <= Decimal("1e-10")
+
+
+def test_rewrite_lines_come_from_the_requests_record_and_survive_json() -> None:
+    spec = RenderSpec(prompt="p", model="default", preset="lightning", width=64, height=64, seed=1)
+    plain = RenderRequest(spec=spec, n=2)
+    assert rewrite_lines(plain, "job_1") == []
+    record = {"provider": "local", REWRITE_LINE: _rewrite_line("0.0000000003").to_dict()}
+    request = RenderRequest(spec=spec, n=2, extra={REWRITE_EXTRA: record})
+    decoded = RenderRequest.from_dict(json.loads(json.dumps(request.to_dict())))
+    lines = rewrite_lines(decoded, "job_1")
+    assert [line.cost for line in lines] == [Decimal("0.0000000002"), Decimal("0.0000000001")]
+    assert lines[0].details["job_images"] == 2 and lines[0].stage == Stage.PROMPT_REWRITE

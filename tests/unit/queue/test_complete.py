@@ -131,3 +131,41 @@ def test_a_bad_line_leaves_nothing_half_written(store: SqlJobStore, migrated_eng
 def test_complete_an_unknown_job(store: SqlJobStore) -> None:
     with pytest.raises(NotFound):
         store.complete("job_missing", "w1", result={}, cost_lines=[])
+
+
+def test_an_answered_job_is_stored_succeeded_with_its_lines_and_never_queued(store: SqlJobStore) -> None:
+    job_id = "job_answered1"
+    lines = make_lines(job_id, n_images=2, cost="0")
+    refs = [(_ref(0), 0), (_ref(1), 1)]
+    job = store.add_answered(
+        job_id,
+        "acme",
+        make_request(n=2),
+        result={"images": [{"index": 0}, {"index": 1}], "cost_usd": "0"},
+        cost_lines=lines,
+        artifacts=refs,
+        tags={"api_key": "k1"},
+    )
+    assert job.id == job_id and job.state == JobState.SUCCEEDED and job.attempts == 0
+    assert job.started_at == job.finished_at is not None and job.progress == 1.0
+    assert store.depth() == {} and store.queue_position(job_id) is None
+    assert store.claim("w1", 10, lease_seconds=LEASE_S) == []
+    assert len(store.ledger.lines_for_job(job_id)) == len(lines)
+    assert [row[1] for row in _artifact_rows(store.engine, job_id)] == [0, 1]
+
+
+def test_an_answered_job_replayed_by_idempotency_key_writes_nothing(store: SqlJobStore) -> None:
+    queued = store.enqueue("acme", make_request(), idempotency_key="k-1")
+    answered = store.add_answered(
+        "job_second", "acme", make_request(), result={}, cost_lines=make_lines("job_second"),
+        idempotency_key="k-1",
+    )  # fmt: skip
+    assert answered.id == queued.id and answered.state == JobState.QUEUED
+    assert store.ledger.lines_for_job("job_second") == []
+
+
+def test_answered_lines_of_another_job_are_refused_and_nothing_is_written(store: SqlJobStore) -> None:
+    with pytest.raises(ValueError, match="cost lines of jobs"):
+        store.add_answered("job_a", "acme", make_request(), result={}, cost_lines=make_lines("job_b"))
+    with pytest.raises(NotFound):
+        store.get("job_a")

@@ -1,0 +1,83 @@
+"""`rendercost render --rewrite`: the prompt rewritten before rendering, and what the rewrite cost.
+
+The same ``PromptRewriter`` the HTTP API uses: the settings' provider chain (``llm_providers``; none
+configured means the builtin rewriter), falling back to the builtin rewrite when every provider fails.
+With the cache on, the semantic rewrite cache is read and filled under the tenant ``cli`` (the MiniLM
+model loads for it); ``--no-cache`` bypasses it. The rewritten prompt is what renders, so the exact
+result cache keys on it. A rewrite that no longer fits the model's text encoder is dropped (the
+original prompt renders) unless ``--truncate`` asks to cut it. The rewrite's line (tokens x the
+catalog's price) is split across the images' receipts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from rendercost.db.engine import create_db_engine
+from rendercost.db.migrate import migrate
+from rendercost.domain.costs import CostLine
+from rendercost.domain.specs import RenderSpec
+from rendercost.errors import PromptTooLong
+from rendercost.ledger.catalog import PriceCatalog
+from rendercost.llm_gateway.config import build_gateway
+from rendercost.llm_gateway.rewriter import PromptRewriter, RewriteOutcome
+from rendercost.llm_gateway.types import RewriteRequest
+from rendercost.settings import Settings
+
+if TYPE_CHECKING:
+    from rendercost.execution.registry import ModelRegistry
+
+CLI_TENANT = "cli"  # the semantic cache's scope for rewrites asked for on the command line
+
+
+@dataclass(frozen=True)
+class CliRewrite:
+    """What ``--rewrite`` did."""
+
+    original_prompt: str  # what was typed
+    record: dict[str, Any]  # revised prompt, provider, model, tokens, cache outcome, fallback, dropped
+    line: CostLine  # the whole rewrite's prompt_rewrite line (not yet split across images)
+
+
+def rewrite_spec(
+    settings: Settings, registry: ModelRegistry, spec: RenderSpec, *, use_cache: bool, truncate: bool
+) -> tuple[RenderSpec, CliRewrite]:
+    """``spec`` with its prompt rewritten (checked against the model's text encoder), and the record."""
+    outcome, line = _rewrite(settings, spec, use_cache=use_cache)
+    result = outcome.result
+    record: dict[str, Any] = {
+        "revised_prompt": result.prompt,
+        "provider": result.provider,
+        "model": result.model,
+        "input_tokens": result.input_tokens,
+        "output_tokens": result.output_tokens,
+        "fallback": result.fallback,
+        "cache": outcome.cache,
+    }
+    try:
+        prompt = registry.check_prompt(spec.model, result.prompt, truncate)
+    except PromptTooLong:
+        record["dropped"] = "too long for the model's text encoder (--truncate cuts it)"
+        return spec, CliRewrite(spec.prompt, record, line)
+    record["revised_prompt"] = prompt
+    return replace(spec, prompt=prompt), CliRewrite(spec.prompt, record, line)
+
+
+def _rewrite(settings: Settings, spec: RenderSpec, *, use_cache: bool) -> tuple[RewriteOutcome, CostLine]:
+    ask = RewriteRequest(prompt=spec.prompt, seed=spec.seed, target_model=spec.model)
+    if not use_cache or settings.rewrite_cache_ttl_seconds <= 0:
+        catalog = PriceCatalog.load(settings.catalog_path)
+        rewriter = PromptRewriter(build_gateway(settings.llm_providers), catalog=catalog)
+        outcome = rewriter.rewrite(CLI_TENANT, ask)
+        return replace(outcome, cache="bypass" if not use_cache else "off"), rewriter.line(outcome)
+    from rendercost.execution.sentence_embedder import MiniLmEmbedder  # imports torch
+
+    engine = create_db_engine(settings.resolved_database_url)
+    try:
+        migrate(engine)
+        rewriter = PromptRewriter.from_settings(settings, engine, MiniLmEmbedder())
+        outcome = rewriter.rewrite(CLI_TENANT, ask)
+        return outcome, rewriter.line(outcome)
+    finally:
+        engine.dispose()
