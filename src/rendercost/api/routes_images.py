@@ -35,7 +35,7 @@ from rendercost.api.translate import (
     resolve_seed,
     resolve_size,
 )
-from rendercost.api.views import image_url, parse_image_id, rendercost_info, result_images
+from rendercost.api.views import image_url, parse_image_id, rendercost_info, result_images, rewrite_info
 from rendercost.api.waiting import wait_for_job
 from rendercost.auth.keys import ApiKey
 from rendercost.domain.jobs import Job, JobState
@@ -120,6 +120,7 @@ async def create_images(request: Request, body: ImageGenerationRequest, key: Aut
             item.revised_prompt = revised_prompt(render_request.extra)
         info = hit_info(hit)
         info.cache.rewrite = rewrite.cache if rewrite is not None else "off"
+        info.rewrite = rewrite_info(render_request.extra)
         return ImagesResponse(created=int(time.time()), data=answer, rendercost=info)
     enqueue = partial(svc.store.enqueue, key.tenant, render_request, tags=_job_tags(key))
     admit_and_enqueue = partial(enqueue_if_room, svc, enqueue, tenant=key.tenant, request=render_request)

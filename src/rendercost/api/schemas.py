@@ -65,6 +65,18 @@ class CacheInfo(BaseModel):
     rewrite: str = "off"
 
 
+class RewriteInfo(BaseModel):
+    """Who rewrote the prompt, and what it used; ``fallback`` is true when every configured provider
+    failed and the builtin rewriter stepped in."""
+
+    provider: str  # provider name, or "builtin"
+    model: str  # LLM model, or "builtin"
+    input_tokens: int
+    output_tokens: int
+    fallback: bool
+    dropped: str | None = None  # why the rewrite was not used (the original prompt rendered)
+
+
 class RenderCostInfo(BaseModel):
     """What a render cost, attached to image responses and job results."""
 
@@ -72,6 +84,7 @@ class RenderCostInfo(BaseModel):
     cost_usd: str  # decimal string, exact sum of the stages
     stages: list[StageCost]
     cache: CacheInfo
+    rewrite: RewriteInfo | None = Field(default=None, exclude_if=lambda value: value is None)  # if rewritten
 
 
 class ImagesResponse(BaseModel):

@@ -11,7 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from rendercost.api.schemas import CacheInfo, ImageRef, JobOut, RenderCostInfo, StageCost
+from rendercost.api.schemas import CacheInfo, ImageRef, JobOut, RenderCostInfo, RewriteInfo, StageCost
 from rendercost.domain.costs import Stage
 from rendercost.domain.jobs import Job, JobState
 from rendercost.domain.money import usd_text
@@ -76,7 +76,24 @@ def rendercost_info(job: Job) -> RenderCostInfo:
     rewrite = job.request.extra.get("rewrite")
     if isinstance(rewrite, dict) and "cache" in rewrite:
         cache.rewrite = str(rewrite["cache"])  # set by api.rewrite
-    return RenderCostInfo(job_id=job.id, cost_usd=cost, stages=stages, cache=cache)
+    return RenderCostInfo(
+        job_id=job.id, cost_usd=cost, stages=stages, cache=cache, rewrite=rewrite_info(job.request.extra)
+    )
+
+
+def rewrite_info(extra: dict[str, Any]) -> RewriteInfo | None:
+    """The ``rendercost.rewrite`` object from a request's rewrite record (None when not rewritten)."""
+    record = extra.get("rewrite")
+    if not isinstance(record, dict) or "provider" not in record:
+        return None
+    return RewriteInfo(
+        provider=str(record["provider"]),
+        model=str(record.get("model", "")),
+        input_tokens=int(record.get("input_tokens", 0)),
+        output_tokens=int(record.get("output_tokens", 0)),
+        fallback=bool(record.get("fallback", False)),
+        dropped=record.get("dropped"),
+    )
 
 
 def job_receipt(job: Job) -> dict[str, Any] | None:

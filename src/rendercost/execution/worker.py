@@ -156,6 +156,10 @@ class Worker:
         if limit <= 0:
             return room > 0
         jobs = self._store.claim(self.worker_id, limit, lease_seconds=self._lease_seconds)
+        # a job whose last attempt failed while settling can come straight back to us: the planner may
+        # still hold that attempt, and batches of it may still be settling
+        for job_id in self._settler.supersede([job.id for job in jobs], held=self._planner.job_ids):
+            self._planner.drop(job_id)
         for job in jobs:
             self._settler.open(job)
             try:

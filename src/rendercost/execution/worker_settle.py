@@ -141,6 +141,20 @@ class Settler:
                 self._images_of.pop(job_id, None)
         self._leases.release(job_ids)
 
+    def supersede(self, job_ids: Sequence[str], *, held: Sequence[str] = ()) -> set[str]:
+        """Of ``job_ids`` (just claimed), those an earlier attempt of which is still known here: failed
+        while settling and not yet taken by ``take_dropped``, or still ``held`` by the planner. For
+        those, wait until every batch already submitted is handled (they may hold that attempt's images,
+        which must not be taken for the new attempt's) and withdraw the pending drop; the caller drops
+        the old attempt from the planner."""
+        with self._lock:
+            stale = set(job_ids) & (set(self._dropped) | set(held))
+        if stale:
+            self.wait_idle()
+            with self._lock:
+                self._dropped = [job_id for job_id in self._dropped if job_id not in stale]
+        return stale
+
     def take_dropped(self) -> list[str]:
         """Jobs failed while settling (store errors); the planner should drop their other images."""
         with self._lock:

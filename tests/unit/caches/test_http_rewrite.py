@@ -55,6 +55,10 @@ def test_rewrite_then_paraphrase_hits_semantic_and_result_caches(rewriting_api: 
     first = api.client.post(GEN, json=body, headers=api.headers()).json()
     assert first["data"][0]["revised_prompt"] == "white sneaker on a beach, golden hour, 85mm"
     assert first["rendercost"]["cache"]["rewrite"] == "miss"
+    assert first["rendercost"]["rewrite"] == {
+        "provider": "local", "model": "gpt-4o-mini", "input_tokens": INPUT_TOKENS,
+        "output_tokens": OUTPUT_TOKENS, "fallback": False,
+    }  # fmt: skip
     [line] = _rewrite_lines(api, first["rendercost"]["job_id"])
     assert (
         line["details"]["input_tokens"] == INPUT_TOKENS and line["details"]["output_tokens"] == OUTPUT_TOKENS
@@ -92,6 +96,8 @@ def test_every_provider_failing_renders_with_the_builtin_rewrite(rewriting_api: 
     payload = api.client.post(GEN, json=body, headers=api.headers()).json()
     revised = payload["data"][0]["revised_prompt"]
     assert revised.startswith("a fox in the snow, ") and "golden hour" not in revised
+    said = payload["rendercost"]["rewrite"]
+    assert said["provider"] == "builtin" and said["fallback"] is True  # the response says so
     job = api.client.get(f"/v1/jobs/{payload['rendercost']['job_id']}", headers=api.headers()).json()
     record = job["request"]["extra"]["rewrite"]
     assert record["fallback"] is True and record["provider"] == "builtin"
