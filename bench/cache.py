@@ -2,7 +2,9 @@
 
 1. Exact-result cache through HTTP (uvicorn on 127.0.0.1, the real app, a worker rendering the tiny
    model on the CPU): latency of ``POST /v1/images/generations`` answered from the cache against a
-   full render of the same spec (``Cache-Control: no-cache`` renders it again), p50/p99 and the ratio.
+   full render of the same spec (``Cache-Control: no-cache`` renders it again), p50/p99 and the ratio;
+   then the same through the async jobs API (``POST /v1/jobs``, polled until it succeeded): a hit comes
+   back already succeeded, a render is queued, claimed and settled.
 2. Semantic rewrite cache: lookup latency in one scope holding 10k and 100k entries (random unit
    vectors, the real guard), given the query's vector; and the cost of embedding one prompt with
    all-MiniLM-L6-v2 (paid once per lookup).
@@ -70,14 +72,29 @@ def exact_cache(root: Path, renders: int, hits: int, preset: str) -> None:
                 response.raise_for_status()
                 return str(response.json()["rendercost"]["cache"]["result"])
 
+            def submit(headers: dict[str, str]) -> str:
+                job_body = {key: body[key] for key in ("prompt", "seed", "preset")}
+                job = client.post("/v1/jobs", json=job_body, headers=headers).raise_for_status().json()
+                while job["state"] in ("queued", "running"):
+                    time.sleep(0.002)
+                    job = client.get(f"/v1/jobs/{job['id']}", headers=auth).raise_for_status().json()
+                assert job["state"] == "succeeded", job
+                return str(job["rendercost"]["cache"]["result"])
+
             post({**auth, "Cache-Control": "no-cache"})  # warm-up: loads the model, stores the result
             full = timed(lambda: post({**auth, "Cache-Control": "no-cache"}), renders)
             assert post(auth) == "hit"
             hit = timed(lambda: post(auth), hits)
+            job_full = timed(lambda: submit({**auth, "Cache-Control": "no-cache"}), renders)
+            assert submit(auth) == "hit"
+            job_hit = timed(lambda: submit(auth), hits)
     print(f"exact-result cache over HTTP, tiny model 64x64 preset={preset} (CPU)")
-    report("full render", full)
-    report("cache hit", hit)
+    report("images: full render", full)
+    report("images: cache hit", hit)
     print(f"  ratio full/hit at p50: {percentile(full, 50) / percentile(hit, 50):.1f}x")
+    report("jobs: full render (polled)", job_full)
+    report("jobs: cache hit", job_hit)
+    print(f"  ratio full/hit at p50: {percentile(job_full, 50) / percentile(job_hit, 50):.1f}x")
 
 
 def report(label: str, seconds: list[float]) -> None:

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import time
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -57,6 +58,51 @@ def test_bad_line_is_reported_by_number_and_the_rest_runs(tmp_path: Path, tiny_m
     assert float(summary["device_seconds"]) > 0
     assert summary["cost_usd"].startswith("0.") and len(summary["cost_usd"].split(".")[1]) >= 8
     assert sorted(p.name for p in out.iterdir()) == ["00001-0.png", "00004-0.png", "00004-1.png"]
+
+
+def test_a_second_file_with_the_same_renders_is_answered_from_the_cache(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    data = tmp_path / "data"
+    config = write_config(
+        tmp_path / "rendercost.toml",
+        data_dir=data,
+        model_dir=tiny_model_dir,
+        database_url=f"sqlite:///{data / 'rendercost.db'}",
+        lease_seconds=30,
+    )
+
+    def run(name: str, lines: list[str]) -> dict[str, object]:
+        batch_file = tmp_path / name
+        batch_file.write_text("\n".join(lines) + "\n")
+        args = [
+            "--config",
+            str(config),
+            "batch",
+            str(batch_file),
+            "--out",
+            str(tmp_path / name[:-6]),
+            "--json",
+        ]
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+        summary: dict[str, object] = json.loads(result.stdout)
+        return summary
+
+    first = run("one.jsonl", [spec_line(1), spec_line(2, n=2)])
+    assert first["from_cache"] == 0 and Decimal(str(first["cost_avoided_usd"])) == 0
+    # the same renders under other line texts (new idempotency keys), and a random seed
+    again = [
+        json.dumps({"seed": 1, "size": "64x64", "preset": "lightning", "prompt": "line 1"}),
+        spec_line(2, n=2, format="png"),
+        json.dumps({"prompt": "line 1", "preset": "lightning", "size": "64x64"}),
+    ]
+    second = run("two.jsonl", again)
+    assert second["from_cache"] == 2 and second["renders"] == 4
+    assert Decimal(str(second["cost_avoided_usd"])) == Decimal(str(first["cost_usd"]))  # exactly what it paid
+    assert Decimal(str(second["cost_usd"])) > 0  # the random seed rendered
+    for name in ("00001-0.png", "00002-0.png", "00002-1.png"):
+        assert (tmp_path / "two" / name).read_bytes() == (tmp_path / "one" / name).read_bytes()
 
 
 @pytest.mark.integration

@@ -3,7 +3,9 @@
 Each line is one render spec (see ``cli.batch_lines``). The lines are queued in the settings' database
 (SQLite by default, PostgreSQL with ``RENDERCOST_DATABASE_URL``) and rendered by ``--workers`` worker
 threads in this process, batched by the planner. Re-running the same file after an interruption renders
-only what is missing. Images are copied to ``--out`` as ``<line:05d>-<index>.<ext>``.
+only what is missing. A line with a fixed seed that was rendered before (same weights and spec) is
+answered by the exact-result cache instead of rendering, and what renders is stored there. Images are
+copied to ``--out`` as ``<line:05d>-<index>.<ext>``.
 
 Exit codes: 0 every line rendered; 1 at least one line failed (refused as bad input, or its render
 failed for good) while the others ran; 2 nothing could run (file unreadable, bad settings, database
@@ -29,12 +31,15 @@ from rich.progress import Progress as ProgressBar
 from rich.table import Table
 
 from rendercost.artifacts.local import LocalArtifactStore
+from rendercost.caches.http_result import ResultCacheGate, storing_hook
+from rendercost.caches.result_cache import ResultCache
 from rendercost.cli.batch_lines import BadLine, BatchLine, read_lines
-from rendercost.cli.batch_run import BatchRun, enqueue_lines
+from rendercost.cli.batch_run import TENANT, BatchRun, enqueue_lines
 from rendercost.cli.common import cli_errors, load_settings
 from rendercost.domain.jobs import Job, JobState
 from rendercost.domain.money import ZERO, usd_text
 from rendercost.domain.runner import Runner
+from rendercost.domain.specs import RenderRequest
 from rendercost.execution.worker import SUFFIXES, Worker
 from rendercost.execution.worker_pricing import WorkerPricing
 from rendercost.execution.worker_setup import (
@@ -100,10 +105,18 @@ def run_batch(
     runner_factory: Callable[[Settings], Runner] = build_runner,
 ) -> BatchOutcome:
     """Queue ``lines`` (idempotently), render them with ``workers`` threads, copy the images to ``out``."""
+    from rendercost.execution.registry import ModelRegistry  # imports torch; loads no weights
+
     with open_job_store(settings) as store:
         pricing = WorkerPricing.from_settings(settings)
         artifacts = LocalArtifactStore(settings.resolved_artifacts_dir)
-        jobs_by_line = enqueue_lines(store, lines)
+        cache = ResultCache(store.engine, settings.result_cache_ttl_seconds)
+        gate = ResultCacheGate(cache, store.engine, artifacts, ModelRegistry(settings).fingerprint)
+
+        def answer(request: RenderRequest, key: str) -> Job | None:
+            return gate.answer_as_job(store, request, tenant=TENANT, tags={}, idempotency_key=key)
+
+        jobs_by_line = enqueue_lines(store, lines, answer)
         run = BatchRun(store, jobs_by_line)
         base_id = default_worker_id()
         shared_runner: list[Runner] = []  # built on first use: nothing to load when all is done
@@ -119,7 +132,7 @@ def run_batch(
                 worker_id=f"{base_id}-t{index}",
                 artifacts=artifacts,
                 pricing=pricing,
-                on_settled=run.on_settled,
+                on_settled=storing_hook(gate, then=run.on_settled),
             )
 
         with _progress_bar(console, run) as tick:
@@ -185,6 +198,10 @@ def _summary(
             if line["batch_id"]:
                 batch_sizes[line["batch_id"]] = line["batch_size"]
     cost = sum((Decimal(job.result["cost_usd"]) for job in succeeded), ZERO)
+    answered = [job for job in succeeded if not job.result.get("batch_ids")]  # no pipeline call: cached
+    avoided = sum(
+        (Decimal(line["cost_avoided_usd"]) for image in images for line in image["receipt"]["lines"]), ZERO
+    )
     failed_lines = len(bad) + sum(job.state is not JobState.SUCCEEDED for job in by_line.values())
     fill = sum(batch_sizes.values()) / len(batch_sizes) / max_batch if batch_sizes else 0.0
     return {
@@ -192,6 +209,8 @@ def _summary(
         "renders": len(images),
         "failed": failed_lines,
         "already_done": already_done,
+        "from_cache": len(answered),
+        "cost_avoided_usd": usd_text(avoided),
         "device_seconds": round(sum(image["receipt"]["device_seconds"] for image in images), 6),
         "cost_usd": usd_text(cost),
         "cost_per_render_usd": str((cost / len(images)).quantize(Decimal("1e-10"))) if images else "0",
@@ -206,6 +225,8 @@ def _print_table(summary: dict[str, Any]) -> None:
         ("renders (images)", "renders"),
         ("failed lines", "failed"),
         ("done before this run", "already_done"),
+        ("answered from the cache", "from_cache"),
+        ("cost avoided (USD)", "cost_avoided_usd"),
         ("device-seconds", "device_seconds"),
         ("cost (USD)", "cost_usd"),
         ("cost per render (USD)", "cost_per_render_usd"),

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from rendercost.caches.http_result import CACHE_EXTRA
 from rendercost.domain.presets import DEFAULT_PRESET, get_preset
 from rendercost.domain.specs import (
     MAX_SEED,
@@ -86,6 +87,7 @@ def parse_line(line: str, settings: Settings) -> RenderRequest:
     n = _integer(data, "n", 1)
     if not 1 <= n <= settings.max_n:
         raise InvalidRequest(f"n must be between 1 and {settings.max_n}", param="n")
+    seed = _integer(data, "seed", RANDOM_SEED)
     spec = RenderSpec(
         prompt=prompt,
         negative_prompt=_text(data, "negative", ""),
@@ -93,10 +95,11 @@ def parse_line(line: str, settings: Settings) -> RenderRequest:
         preset=preset,
         width=width,
         height=height,
-        seed=_seed(_integer(data, "seed", RANDOM_SEED), n),
+        seed=_seed(seed, n),
         output_format=_format(_text(data, "format", "png")),
     )
-    return RenderRequest(spec=spec, n=n, priority=Priority.BATCH)
+    extra = {CACHE_EXTRA: "no-store"} if seed == RANDOM_SEED else {}  # a random seed is never cached
+    return RenderRequest(spec=spec, n=n, priority=Priority.BATCH, extra=extra)
 
 
 def _text(data: dict[str, Any], name: str, default: str | None) -> str:

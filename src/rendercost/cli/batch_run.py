@@ -3,6 +3,8 @@
 Every line is queued under an idempotency key derived from its text, so running the same file again
 (after a crash, a kill -9, Ctrl-C) finds the jobs already done and renders only what is missing. A line
 whose earlier job was dead-lettered or cancelled is queued again under a numbered key (``-r2``, ...).
+A line the exact-result cache can answer (fixed seed, same weights and spec as an earlier render) is
+not queued: its job is stored already succeeded, at $0 with the cost avoided.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from rendercost.caches.http_result import CACHE_EXTRA
 from rendercost.cli.batch_lines import BatchLine
 from rendercost.domain.jobs import TERMINAL_STATES, Job, JobState
 from rendercost.domain.money import ZERO
+from rendercost.domain.specs import RenderRequest
 from rendercost.execution.worker import Worker
 from rendercost.queue.protocol import JobStore
 
@@ -24,6 +28,7 @@ RETRY_KEY_LIMIT = 100  # re-queues of one line (after dead-letters) before givin
 POLL_INTERVAL_S = 5.0  # how often jobs are re-read from the database (others may settle them)
 
 WorkerFactory = Callable[[int], Worker]  # thread index -> its worker
+CacheAnswer = Callable[[RenderRequest, str], Job | None]  # (request, idempotency key) -> answered job
 
 
 @dataclass
@@ -38,13 +43,18 @@ class Progress:
     changed: threading.Event = field(default_factory=threading.Event)
 
 
-def enqueue_lines(store: JobStore, lines: Sequence[BatchLine]) -> dict[int, Job]:
-    """Queue every line (or find its job); line number -> job."""
+def enqueue_lines(
+    store: JobStore, lines: Sequence[BatchLine], answer: CacheAnswer | None = None
+) -> dict[int, Job]:
+    """Queue every line (or find its job, or have ``answer`` answer it from the result cache);
+    line number -> job."""
     jobs: dict[int, Job] = {}
     for line in lines:
+        cacheable = answer is not None and line.request.extra.get(CACHE_EXTRA) != "no-store"
         for attempt in range(1, RETRY_KEY_LIMIT + 1):
             key = line.idempotency_key if attempt == 1 else f"{line.idempotency_key}-r{attempt}"
-            job = store.enqueue(TENANT, line.request, idempotency_key=key)
+            answered = answer(line.request, key) if answer is not None and cacheable else None
+            job = answered or store.enqueue(TENANT, line.request, idempotency_key=key)
             if job.state not in (JobState.FAILED, JobState.CANCELLED):
                 break
         jobs[line.number] = job
