@@ -60,6 +60,8 @@ def exact_cache(root: Path, renders: int, hits: int, preset: str) -> None:
         images_wait_timeout_s=120,
         rate_limit_key_images_per_minute=0,  # the benchmark measures the cache, not the limiter
         rate_limit_tenant_images_per_minute=0,
+        rate_limit_key_requests_per_minute=0,
+        rate_limit_tenant_requests_per_minute=0,
     )
     with embedded_server(settings, workers=1) as server, uvicorn_thread(server.app) as url:
         secret = server.services.keys.create("bench").secret

@@ -27,6 +27,9 @@ def uvicorn_thread(app: FastAPI) -> Iterator[str]:
     """Serve ``app`` on a free loopback port until the block ends; yields the base URL. The socket is
     bound here and handed to uvicorn, so no other process can take the port in between."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # Connections accepted from a socket handed to uvicorn do not get TCP_NODELAY otherwise: every
+    # response would wait out Nagle and the client's delayed ACK (about 40 ms on loopback).
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind(("127.0.0.1", 0))
     port = int(sock.getsockname()[1])
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False)

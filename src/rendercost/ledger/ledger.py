@@ -21,7 +21,6 @@ from rendercost.domain.costs import CostLine, PricingModel, Stage
 from rendercost.domain.money import ZERO
 from rendercost.ledger.tables import cost_lines
 
-INSERT_CHUNK = 500  # rows per INSERT statement (stays under SQLite's bound-parameter limit)
 _MONEY = Money()
 _QUANTITY = Quantity()
 
@@ -60,12 +59,12 @@ class Ledger:
             | {"tags": dict(tags or {}), "created_at": created_at}
             for line in lines
         ]
-        inserted = 0
-        for start in range(0, len(rows), INSERT_CHUNK):
-            stmt = insert_ignoring_conflicts(conn, cost_lines, ("job_id", "image_index", "stage"))
-            new_ids = conn.execute(stmt.values(rows[start : start + INSERT_CHUNK]).returning(cost_lines.c.id))
-            inserted += len(new_ids.all())  # rows skipped as repeats return nothing
-        return inserted
+        if not rows:
+            return 0
+        stmt = insert_ignoring_conflicts(conn, cost_lines, ("job_id", "image_index", "stage"))
+        # executemany with RETURNING: one compiled (and cached) statement, sent in batched VALUES
+        new_ids = conn.execute(stmt.returning(cost_lines.c.id), rows)
+        return len(new_ids.all())  # rows skipped as repeats return nothing
 
     def lines_for_job(self, job_id: str) -> list[CostLine]:
         """The job's lines, by image index then pipeline order."""
