@@ -165,5 +165,5 @@ def test_a_line_twice_in_one_write_is_refused(ledger: Ledger, migrated_engine: E
 def test_thousands_of_lines_in_one_call_are_written_once(ledger: Ledger, migrated_engine: Engine) -> None:
     lines = [_line(f"job_{i // 6}", index=i % 6) for i in range(3001)]  # more than one VALUES page
     assert _write(migrated_engine, ledger, lines) == 3001
-    assert _write(migrated_engine, ledger, lines[-1500:] + [_line("job_new")]) == 1  # repeats skipped
+    assert _write(migrated_engine, ledger, [*lines[-1500:], _line("job_new")]) == 1  # repeats skipped
     assert ledger.count_lines(tenant="acme") == 3002
