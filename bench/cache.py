@@ -34,6 +34,8 @@ from rendercost.execution.sentence_embedder import MiniLmEmbedder
 from rendercost.execution.tiny_model import build_tiny_model
 from rendercost.settings import ModelConfig, Settings
 
+POLL_S = 0.01  # how often the jobs benchmark polls a queued job (faster polling slows the render)
+
 
 def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q))
@@ -78,7 +80,7 @@ def exact_cache(root: Path, renders: int, hits: int, preset: str) -> None:
                 job_body = {key: body[key] for key in ("prompt", "seed", "preset")}
                 job = client.post("/v1/jobs", json=job_body, headers=headers).raise_for_status().json()
                 while job["state"] in ("queued", "running"):
-                    time.sleep(0.002)
+                    time.sleep(POLL_S)
                     job = client.get(f"/v1/jobs/{job['id']}", headers=auth).raise_for_status().json()
                 assert job["state"] == "succeeded", job
                 return str(job["rendercost"]["cache"]["result"])
