@@ -33,6 +33,7 @@ from rendercost.domain.costs import CostLine, PricingModel, Receipt, Stage
 from rendercost.domain.jobs import Job, JobState, new_job_id
 from rendercost.domain.money import ZERO, usd_text
 from rendercost.domain.specs import RANDOM_SEED, RenderRequest
+from rendercost.errors import NotFound
 from rendercost.ledger.ledger import Ledger
 from rendercost.ledger.pricing import rewrite_lines
 from rendercost.queue.protocol import JobStore
@@ -145,9 +146,12 @@ class ResultCacheGate:
         entries = self.find(request)
         if entries is None:
             return None
+        try:
+            refs = [(self._ref(entry), i) for i, entry in enumerate(entries)]
+        except NotFound:  # a file was collected since find(): render again
+            return None
         job_id = new_job_id()
         receipts = answer_receipts(request, entries, job_id)
-        refs = [(self._ref(entry), i) for i, entry in enumerate(entries)]
         images = [
             {
                 "index": i,

@@ -9,11 +9,13 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 
 from rendercost.api.views import webhook_payload
 from rendercost.api.webhooks import WebhookDispatcher
 from rendercost.artifacts.tables import artifacts
+from rendercost.errors import NotFound
 from rendercost.ledger.tables import cost_lines
 from tests.unit.api.conftest import Api, ApiFactory
 from tests.unit.api.test_jobs import wait_done
@@ -156,3 +158,19 @@ def test_a_cached_job_still_sends_its_webhook(make_api: ApiFactory) -> None:
     assert event["type"] == "job.succeeded" and event["data"]["id"] == job["id"]
     assert event["data"]["rendercost"]["cache"]["result"] == "hit"
     assert svc.outbox.state(job["id"]) == "delivered"
+
+
+def test_a_file_collected_between_lookup_and_answer_renders_again(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _paid(api)
+    store = api.server.services.artifacts
+
+    def collected(key: str) -> bytes:
+        raise NotFound(f"artifact {key} not found")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(store, "get", collected)  # exists() still says yes: the race
+        submitted = api.client.post(JOBS, json=BODY, headers=api.headers())
+    assert submitted.status_code == 202 and submitted.json()["state"] == "queued"
+    assert wait_done(api, submitted.json()["id"])["state"] == "succeeded"
