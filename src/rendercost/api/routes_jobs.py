@@ -30,7 +30,7 @@ from rendercost.api.translate import (
 from rendercost.api.views import job_view
 from rendercost.auth.keys import ApiKey
 from rendercost.caches.http_result import CACHE_EXTRA, OUTCOME_EXTRA
-from rendercost.domain.jobs import Job, JobState
+from rendercost.domain.jobs import JOB_ID_PREFIX, Job, JobState
 from rendercost.domain.specs import RenderRequest
 from rendercost.errors import Conflict, InvalidRequest
 from rendercost.ledger.pricing import REWRITE_EXTRA
@@ -175,9 +175,10 @@ def _parse_states(values: list[str]) -> list[JobState]:
     return states
 
 
-def _parse_before(value: str | None) -> datetime | None:
-    if value is None:
-        return None
+def _parse_before(value: str | None) -> datetime | str | None:
+    """``before``: a ``next_before`` value (the last job id of a page) or an ISO 8601 time."""
+    if value is None or value.startswith(JOB_ID_PREFIX):
+        return value
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
@@ -196,12 +197,16 @@ async def list_jobs(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,
     before: Annotated[str | None, Query(max_length=64)] = None,
 ) -> JobList:
-    """This tenant's jobs, newest first; ``state`` filters (repeat or comma-separate), ``before`` pages."""
+    """This tenant's jobs, newest first; ``state`` filters (repeat or comma-separate); ``before`` pages
+    (pass ``next_before``; an ISO 8601 time also works)."""
     svc = services(request)
     states = _parse_states(state)
     cursor = _parse_before(before)
+    since, older_than = (cursor, None) if isinstance(cursor, datetime) else (None, cursor)
     found = await blocking(
-        lambda: svc.store.list_jobs(tenant=key.tenant, states=states, limit=limit + 1, before=cursor)
+        lambda: svc.store.list_jobs(
+            tenant=key.tenant, states=states, limit=limit + 1, before=since, older_than=older_than
+        )
     )
     page = found[:limit]
     base = str(request.base_url)
@@ -209,7 +214,7 @@ async def list_jobs(
     return JobList(
         data=[job_view(job, base) for job in page],
         has_more=has_more,
-        next_before=page[-1].created_at.isoformat() if has_more and page else None,
+        next_before=page[-1].id if has_more and page else None,
     )
 
 

@@ -34,9 +34,12 @@ ALLOWED_TRANSITIONS: dict[JobState, frozenset[JobState]] = {
 }
 
 
+JOB_ID_PREFIX = "job_"
+
+
 def new_job_id() -> str:
     """A fresh job id: ``job_`` and 32 hex digits (opaque, URL-safe)."""
-    return f"job_{uuid.uuid4().hex}"
+    return f"{JOB_ID_PREFIX}{uuid.uuid4().hex}"
 
 
 def check_transition(current: JobState, target: JobState) -> None:

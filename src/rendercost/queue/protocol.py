@@ -55,8 +55,10 @@ class JobStore(Protocol):
         states: Sequence[JobState] = (),
         limit: int = 50,
         before: datetime | None = None,
+        older_than: str | None = None,
     ) -> list[Job]:
-        """Newest first; ``before`` pages by ``created_at``."""
+        """Newest first; ``before`` keeps jobs created before a time, ``older_than`` the jobs listed
+        after that job id (the last of the previous page: no job is skipped on equal times)."""
         ...
 
     def claim(self, worker_id: str, limit: int, *, lease_seconds: float) -> list[Job]:

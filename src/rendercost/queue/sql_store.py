@@ -209,8 +209,12 @@ class SqlJobStore:
         states: Sequence[JobState] = (),
         limit: int = 50,
         before: datetime | None = None,
+        older_than: str | None = None,
     ) -> list[Job]:
-        """Newest first; ``before`` pages by ``created_at``. ``limit`` is 1..1000."""
+        """Newest first (by ``created_at``, then submission order). ``before`` keeps jobs created before
+        a time; ``older_than`` (a job id of ``tenant``, the last of the previous page) keeps the jobs
+        listed after it, so no job is skipped when several share a ``created_at``; an unknown (or another
+        tenant's) id is ``InvalidRequest``. ``limit`` is 1..1000."""
         if not 1 <= limit <= MAX_LIST_LIMIT:
             raise InvalidRequest(f"limit must be between 1 and {MAX_LIST_LIMIT}", param="limit")
         query = select(jobs).order_by(jobs.c.created_at.desc(), jobs.c.seq.desc()).limit(limit)
@@ -221,6 +225,8 @@ class SqlJobStore:
         if before is not None:
             query = query.where(jobs.c.created_at < before)
         with self._engine.connect() as conn:
+            if older_than is not None:
+                query = query.where(_listed_after(conn, older_than, tenant))
             return [job_from_row(row) for row in conn.execute(query).mappings()]
 
     # -- the worker's side ------------------------------------------------------------------------
@@ -490,6 +496,18 @@ def _aged_rank(aged_before: datetime) -> ColumnElement[Any]:
     """Claim rank with aging: batch jobs created before ``aged_before`` rank as interactive."""
     interactive = PRIORITY_RANK[Priority.INTERACTIVE]
     return case((jobs.c.created_at <= aged_before, interactive), else_=jobs.c.priority_rank)
+
+
+def _listed_after(conn: Connection, job_id: str, tenant: str | None) -> ColumnElement[bool]:
+    """Jobs that ``list_jobs`` orders after ``job_id`` (older, or as old and submitted earlier)."""
+    query = select(jobs.c.created_at, jobs.c.seq, jobs.c.tenant).where(jobs.c.id == job_id)
+    cursor = conn.execute(query).first()
+    if cursor is None or (tenant is not None and cursor.tenant != tenant):
+        raise InvalidRequest(f"no job {job_id!r} to page from", param="before")
+    return or_(
+        jobs.c.created_at < cursor.created_at,
+        and_(jobs.c.created_at == cursor.created_at, jobs.c.seq < cursor.seq),
+    )
 
 
 def _runnable(now: datetime) -> ColumnElement[bool]:

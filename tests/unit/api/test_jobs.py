@@ -105,6 +105,13 @@ def test_list_filters_and_pages(make_api: ApiFactory) -> None:
     assert not page2["has_more"]
     seen = [j["id"] for j in page1["data"] + page2["data"]]
     assert seen == ids[::-1]
+    assert page1["next_before"] == page1["data"][-1]["id"]  # a job cursor: equal times never skip
+    since = api.client.get(
+        "/v1/jobs", params={"before": page2["data"][0]["created_at"]}, headers=api.headers()
+    ).json()
+    assert [j["id"] for j in since["data"]] == seen[3:]  # an ISO time still works
+    unknown = api.client.get("/v1/jobs", params={"before": "job_nope"}, headers=api.headers())
+    assert unknown.status_code == 400 and unknown.json()["error"]["param"] == "before"
     both = api.client.get("/v1/jobs", params={"state": "queued,cancelled"}, headers=api.headers()).json()
     assert len(both["data"]) == 5
     bad = api.client.get("/v1/jobs", params={"state": "lost"}, headers=api.headers())

@@ -122,3 +122,19 @@ def test_list_jobs_newest_first_with_filters_and_paging(store: SqlJobStore, cloc
     assert [job.id for job in page + rest] == [job.id for job in acme]
     with pytest.raises(InvalidRequest):
         store.list_jobs(limit=0)
+
+
+def test_paging_by_job_never_skips_jobs_created_at_the_same_time(store: SqlJobStore) -> None:
+    same_time = [store.enqueue("acme", make_request(f"p{i}")) for i in range(5)]  # the clock stands still
+    store.enqueue("globex", make_request())
+    assert len({job.created_at for job in same_time}) == 1
+    seen: list[str] = []
+    page = store.list_jobs(tenant="acme", limit=2)
+    while page:
+        seen += [job.id for job in page]
+        page = store.list_jobs(tenant="acme", limit=2, older_than=page[-1].id)
+    assert seen == [job.id for job in reversed(same_time)]
+    globex = store.list_jobs(tenant="globex")[0].id
+    for foreign in (globex, "job_missing"):
+        with pytest.raises(InvalidRequest, match="to page from"):
+            store.list_jobs(tenant="acme", older_than=foreign)
