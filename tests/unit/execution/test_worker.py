@@ -21,7 +21,7 @@ from rendercost.artifacts.local import TEMP_PREFIX, LocalArtifactStore
 from rendercost.artifacts.metadata import read_receipt
 from rendercost.artifacts.protocol import ArtifactRef
 from rendercost.batching.planner import BatchPlanner
-from rendercost.domain.batch import BatchPlan, RenderedImage, RenderResult
+from rendercost.domain.batch import BatchItem, BatchPlan, RenderedImage, RenderResult
 from rendercost.domain.costs import DEVICE_STAGES, PricingModel, Stage
 from rendercost.domain.jobs import Job, JobState
 from rendercost.domain.money import cost_of_seconds
@@ -29,7 +29,9 @@ from rendercost.domain.runner import StepCallback
 from rendercost.domain.specs import Priority, RenderRequest, RenderSpec
 from rendercost.errors import InvalidRequest
 from rendercost.execution.worker import Worker
+from rendercost.execution.worker_leases import LeaseKeeper
 from rendercost.execution.worker_pricing import WorkerPricing
+from rendercost.execution.worker_settle import Settler, WorkerStats
 from rendercost.ledger.catalog import PriceCatalog
 from rendercost.queue.sql_store import SqlJobStore
 
@@ -342,3 +344,28 @@ def test_a_failed_store_fails_the_job_and_its_retry_renders_every_image(
     assert stats.jobs_failed == 1
     assert len(job.result["images"]) == 6
     assert len(store.ledger.lines_for_job(job_id)) == 6 * LINES_PER_IMAGE
+
+
+def test_a_reclaimed_job_is_not_dropped_for_its_failed_attempt(
+    store: SqlJobStore, tmp_path: Path, pricing: WorkerPricing
+) -> None:
+    class FullDisk(LocalArtifactStore):
+        def put(self, data: bytes, *, media_type: str, suffix: str) -> ArtifactRef:
+            raise OSError(28, "No space left on device")
+
+    stats = WorkerStats()
+    leases = LeaseKeeper(store, "w", lease_seconds=30)
+    settler = Settler(store, FullDisk(tmp_path / "a"), pricing, leases, worker_id="w", stats=stats)
+    job_id = enqueue(store, 2)
+    with settler:
+        [job] = store.claim("w", 1, lease_seconds=30)
+        settler.open(job)
+        plan = BatchPlan("b1", tuple(BatchItem(job.id, i, replace(SPEC, seed=i)) for i in range(2)))
+        settler.submit(plan, FunctionRunner().run(plan), [job.id])
+        settler.wait_idle()  # storing failed: the job is back in the queue and marked for dropping
+        [again] = store.claim("w", 1, lease_seconds=30)  # the same worker takes the retry at once
+        assert again.id == job_id and again.attempts == 2
+        assert settler.supersede([again.id]) == {job_id}
+        assert settler.take_dropped() == []  # the new attempt is not dropped with the old one
+        assert settler.supersede([again.id], held=[job_id]) == {job_id}  # still in the planner
+        assert settler.supersede([again.id]) == set()
