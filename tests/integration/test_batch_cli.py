@@ -31,15 +31,20 @@ def spec_line(i: int, **extra: object) -> str:
     return json.dumps({"prompt": f"line {i}", "preset": "lightning", "size": "64x64", "seed": i, **extra})
 
 
-def test_bad_line_is_reported_by_number_and_the_rest_runs(tmp_path: Path, tiny_model_dir: Path) -> None:
+def sqlite_config(tmp_path: Path, tiny_model_dir: Path) -> Path:
+    """A config file: the tiny model, a SQLite database in ``tmp_path/data``."""
     data = tmp_path / "data"
-    config = write_config(
+    return write_config(
         tmp_path / "rendercost.toml",
         data_dir=data,
         model_dir=tiny_model_dir,
         database_url=f"sqlite:///{data / 'rendercost.db'}",
         lease_seconds=30,
     )
+
+
+def test_bad_line_is_reported_by_number_and_the_rest_runs(tmp_path: Path, tiny_model_dir: Path) -> None:
+    config = sqlite_config(tmp_path, tiny_model_dir)
     lines = [spec_line(1), '{"prompt": "x", "size": "12x"}', "", spec_line(4, n=2)]
     batch_file = tmp_path / "jobs.jsonl"
     batch_file.write_text("\n".join(lines) + "\n")
@@ -63,14 +68,7 @@ def test_bad_line_is_reported_by_number_and_the_rest_runs(tmp_path: Path, tiny_m
 def test_a_second_file_with_the_same_renders_is_answered_from_the_cache(
     tmp_path: Path, tiny_model_dir: Path
 ) -> None:
-    data = tmp_path / "data"
-    config = write_config(
-        tmp_path / "rendercost.toml",
-        data_dir=data,
-        model_dir=tiny_model_dir,
-        database_url=f"sqlite:///{data / 'rendercost.db'}",
-        lease_seconds=30,
-    )
+    config = sqlite_config(tmp_path, tiny_model_dir)
 
     def run(name: str, lines: list[str]) -> dict[str, object]:
         batch_file = tmp_path / name

@@ -13,9 +13,11 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from fastapi import Request
 from starlette.datastructures import Headers
 
-from rendercost.api.deps import ApiServices, blocking
+from rendercost.api.deps import ApiServices, admit, blocking, route_request, services
+from rendercost.auth.keys import ApiKey
 from rendercost.domain.specs import RenderRequest
 from rendercost.errors import InvalidRequest, PromptTooLong
 from rendercost.ledger.pricing import REWRITE_EXTRA, REWRITE_LINE, rewrite_lines
@@ -57,14 +59,7 @@ async def apply_rewrite(
     result = outcome.result
     record: dict[str, Any] = {
         "original_prompt": spec.prompt,
-        "revised_prompt": result.prompt,
-        "provider": result.provider,
-        "model": result.model,
-        "input_tokens": result.input_tokens,
-        "output_tokens": result.output_tokens,
-        "fallback": result.fallback,
-        "cache": outcome.cache,
-        "reused": outcome.reused,
+        **outcome.record(),
         REWRITE_LINE: rewriter.line(outcome).to_dict(),  # split across the images by rewrite_lines
     }
     try:
@@ -75,6 +70,20 @@ async def apply_rewrite(
     new_spec = replace(spec, prompt=result.prompt)
     extra = {**render_request.extra, REWRITE_EXTRA: record}
     return replace(render_request, spec=new_spec, extra=extra), outcome
+
+
+async def admit_and_prepare(
+    request: Request, key: ApiKey, render_request: RenderRequest, *, rewrite: bool | None
+) -> tuple[RenderRequest, ApiKey, RewriteOutcome | None]:
+    """The steps both render endpoints take before the cache and the queue: charge the rate limits,
+    rewrite the prompt when asked (flag or style), apply the tenant's preset routing."""
+    svc = services(request)
+    await admit(request, key, images=render_request.n)
+    outcome = None
+    if wants_rewrite(rewrite, render_request.styles):
+        render_request, outcome = await apply_rewrite(svc, render_request, request.headers, tenant=key.tenant)
+    render_request, key = await route_request(request, key, render_request)
+    return render_request, key, outcome
 
 
 async def record_rewrite(

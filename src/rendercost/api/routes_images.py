@@ -17,14 +17,12 @@ from fastapi import APIRouter, Header, Request, Response
 from rendercost.api.deps import (
     Authenticated,
     RateLimitedKey,
-    admit,
     blocking,
     enqueue_if_room,
-    route_request,
     services,
 )
 from rendercost.api.result_cache import check_result_cache, hit_data, hit_info
-from rendercost.api.rewrite import apply_rewrite, record_rewrite, revised_prompt, wants_rewrite
+from rendercost.api.rewrite import admit_and_prepare, record_rewrite, revised_prompt
 from rendercost.api.schemas import ImageData, ImageGenerationRequest, ImageMeta, ImagesResponse
 from rendercost.api.translate import (
     build_request,
@@ -102,11 +100,7 @@ async def create_images(request: Request, body: ImageGenerationRequest, key: Aut
     """Render ``n`` images and answer when they are done (OpenAI's Images API)."""
     svc = services(request)
     render_request = await blocking(_to_request, request, body)
-    await admit(request, key, images=render_request.n)
-    rewrite = None
-    if wants_rewrite(body.rewrite, render_request.styles):
-        render_request, rewrite = await apply_rewrite(svc, render_request, request.headers, tenant=key.tenant)
-    render_request, key = await route_request(request, key, render_request)
+    render_request, key, rewrite = await admit_and_prepare(request, key, render_request, rewrite=body.rewrite)
     hit, _outcome = await check_result_cache(
         svc,
         render_request,

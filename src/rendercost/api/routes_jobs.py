@@ -14,9 +14,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
 
-from rendercost.api.deps import RateLimitedKey, admit, blocking, enqueue_if_room, route_request, services
+from rendercost.api.deps import RateLimitedKey, blocking, enqueue_if_room, services
 from rendercost.api.result_cache import check_result_cache
-from rendercost.api.rewrite import apply_rewrite, record_rewrite, wants_rewrite
+from rendercost.api.rewrite import admit_and_prepare, record_rewrite
 from rendercost.api.schemas import JobList, JobOut, JobRequest
 from rendercost.api.translate import (
     build_request,
@@ -104,11 +104,7 @@ async def submit_job(
             f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY_LENGTH} characters", param="Idempotency-Key"
         )
     render_request = await blocking(_to_request, request, body)
-    await admit(request, key, images=render_request.n)
-    rewrite = None
-    if wants_rewrite(body.rewrite, render_request.styles):
-        render_request, rewrite = await apply_rewrite(svc, render_request, request.headers, tenant=key.tenant)
-    render_request, key = await route_request(request, key, render_request)
+    render_request, key, rewrite = await admit_and_prepare(request, key, render_request, rewrite=body.rewrite)
     tags = {**key.tags, "api_key": key.id}
     seed_given = body.seed not in (None, -1)
     job, _outcome = await check_result_cache(

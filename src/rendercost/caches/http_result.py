@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
@@ -29,7 +29,7 @@ from sqlalchemy import Engine
 
 from rendercost.artifacts.protocol import ArtifactRef, ArtifactStore
 from rendercost.caches.result_cache import CachedResult, ResultCache, result_key
-from rendercost.domain.costs import CostLine, PricingModel, Receipt, Stage
+from rendercost.domain.costs import CostLine, Receipt, Stage
 from rendercost.domain.jobs import Job, JobState, new_job_id
 from rendercost.domain.money import ZERO, usd_text
 from rendercost.domain.specs import RANDOM_SEED, RenderRequest
@@ -225,25 +225,23 @@ def hit_receipt(payload: Mapping[str, Any], hit_id: str, image_index: int) -> Re
     """The receipt of one image served from the cache: each render stage the paid render billed, at $0
     with its cost as ``cost_avoided``, and nothing else (a hit stores no new bytes). The paid render's
     prompt rewrite is left out: the cache does not spare it (a rewrite happens before the lookup)."""
-    lines = (payload.get("receipt") or {}).get("lines", [])
+    paid = [CostLine.from_dict(line) for line in (payload.get("receipt") or {}).get("lines", [])]
     return Receipt(
         tuple(
-            CostLine(
+            replace(
+                line,
                 job_id=hit_id,
                 image_index=image_index,
-                stage=Stage(line["stage"]),
                 device_seconds=0.0,
-                unit_price=Decimal(str(line["unit_price"])),
-                unit=str(line["unit"]),
                 quantity=ZERO,
                 cost=ZERO,
-                device_type=str(line.get("device_type", "")),
-                pricing_model=PricingModel(line.get("pricing_model", "on_demand")),
-                cost_avoided=Decimal(str(line["cost_usd"])),
-                details={"cache": "result", "paid_in_batch": str(line.get("batch_id", ""))},
+                batch_id="",
+                batch_size=1,
+                cost_avoided=line.cost,
+                details={"cache": "result", "paid_in_batch": line.batch_id},
             )
-            for line in lines
-            if line["stage"] != Stage.PROMPT_REWRITE
+            for line in paid
+            if line.stage != Stage.PROMPT_REWRITE
         )
     )
 

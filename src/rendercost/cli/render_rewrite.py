@@ -45,18 +45,9 @@ def rewrite_spec(
 ) -> tuple[RenderSpec, CliRewrite]:
     """``spec`` with its prompt rewritten (checked against the model's text encoder), and the record."""
     outcome, line = _rewrite(settings, spec, use_cache=use_cache)
-    result = outcome.result
-    record: dict[str, Any] = {
-        "revised_prompt": result.prompt,
-        "provider": result.provider,
-        "model": result.model,
-        "input_tokens": result.input_tokens,
-        "output_tokens": result.output_tokens,
-        "fallback": result.fallback,
-        "cache": outcome.cache,
-    }
+    record = outcome.record()
     try:
-        prompt = registry.check_prompt(spec.model, result.prompt, truncate)
+        prompt = registry.check_prompt(spec.model, outcome.result.prompt, truncate)
     except PromptTooLong:
         record["dropped"] = "too long for the model's text encoder (--truncate cuts it)"
         return spec, CliRewrite(spec.prompt, record, line)

@@ -47,6 +47,20 @@ class RewriteOutcome:
     cache: str  # "hit", "miss", "bypass" or "off"
     reused: bool = False  # True on a hit: ``result`` was paid for by an earlier request
 
+    def record(self) -> dict[str, Any]:
+        """What a rewritten request keeps (JSON): the revised prompt, who wrote it, tokens, cache."""
+        result = self.result
+        return {
+            "revised_prompt": result.prompt,
+            "provider": result.provider,
+            "model": result.model,
+            "input_tokens": result.input_tokens,
+            "output_tokens": result.output_tokens,
+            "fallback": result.fallback,
+            "cache": self.cache,
+            "reused": self.reused,
+        }
+
 
 class PromptRewriter:
     def __init__(

@@ -3,7 +3,6 @@ the token line, a paraphrase served by the semantic cache, and the builtin fallb
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -11,34 +10,25 @@ import pytest
 from sqlalchemy import select
 
 from rendercost.artifacts.metadata import read_receipt
-from rendercost.domain.money import quantize
-from rendercost.ledger.catalog import PriceCatalog
 from rendercost.ledger.tables import cost_lines
 from tests.unit.api.conftest import Api, ApiFactory
 from tests.unit.api.test_jobs import wait_done
-from tests.unit.llm_gateway.llm_server import INPUT_TOKENS, OUTPUT_TOKENS, LlmServer, serve
+from tests.unit.llm_gateway.llm_server import (
+    INPUT_TOKENS,
+    KEY_ENV,
+    OUTPUT_TOKENS,
+    LlmServer,
+    provider_config,
+    token_cost,
+)
 
 GEN = "/v1/images/generations"
 
 
 @pytest.fixture
-def llm() -> Iterator[LlmServer]:
-    yield from serve()
-
-
-@pytest.fixture
 def rewriting_api(make_api: ApiFactory, llm: LlmServer, monkeypatch: pytest.MonkeyPatch) -> Api:
-    monkeypatch.setenv("RC_TEST_LLM_KEY", "k1")
-    provider = {
-        "name": "local",
-        "kind": "openai",
-        "model": "gpt-4o-mini",
-        "base_url": f"{llm.url}/a",
-        "keys": {"RC_TEST_LLM_KEY": 1},
-        "timeout_s": 2,
-        "max_attempts": 1,
-    }
-    return make_api(llm_providers=[provider])
+    monkeypatch.setenv(KEY_ENV, "k1")
+    return make_api(llm_providers=[provider_config(llm)])
 
 
 def _rewrite_lines(api: Api, job_id: str) -> list[dict[str, Any]]:
@@ -120,14 +110,6 @@ def test_async_job_with_rewrite_style(rewriting_api: Api) -> None:
     assert len(_rewrite_lines(api, job["id"])) == 1
 
 
-def _token_cost() -> Decimal:
-    prices = PriceCatalog.load().token_prices("gpt-4o-mini")
-    million = Decimal(1_000_000)
-    return quantize(
-        INPUT_TOKENS * prices.input_per_1m / million + OUTPUT_TOKENS * prices.output_per_1m / million
-    )
-
-
 def test_the_rewrite_is_on_every_images_receipt_and_adds_up(rewriting_api: Api) -> None:
     api = rewriting_api
     body = {"prompt": "a blue teapot on a table", "n": 3, "seed": 5, "rewrite": True}
@@ -140,10 +122,10 @@ def test_the_rewrite_is_on_every_images_receipt_and_adds_up(rewriting_api: Api) 
         for line in result["receipt"]["lines"]
         if line["stage"] == "prompt_rewrite"
     ]
-    assert len(shares) == 3 and sum(shares) == _token_cost() > 0  # split exactly across the images
+    assert len(shares) == 3 and sum(shares) == token_cost() > 0  # split exactly across the images
     ledger = _rewrite_lines(api, job["id"])
     assert sorted(line["image_index"] for line in ledger) == [0, 1, 2]
-    assert sum((line["cost"] for line in ledger), Decimal(0)) == _token_cost()
+    assert sum((line["cost"] for line in ledger), Decimal(0)) == token_cost()
     with api.server.engine.connect() as conn:
         query = select(cost_lines.c.cost).where(cost_lines.c.job_id == job["id"])
         billed = sum(conn.execute(query).scalars(), Decimal(0))
@@ -164,6 +146,6 @@ def test_a_result_cache_hit_still_bills_a_rewrite_it_paid_for(rewriting_api: Api
     again = api.client.post(GEN, json=body, headers=bypass).json()
     info = again["rendercost"]
     assert info["cache"]["result"] == "hit" and len(llm.script.calls("/a")) == 2
-    assert Decimal(info["cost_usd"]) == _token_cost()
+    assert Decimal(info["cost_usd"]) == token_cost()
     [line] = _rewrite_lines(api, info["job_id"])
-    assert line["cost"] == _token_cost()
+    assert line["cost"] == token_cost()

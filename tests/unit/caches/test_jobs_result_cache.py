@@ -3,7 +3,6 @@ never queued, holding the cached files, at $0 with the cost avoided."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from decimal import Decimal
 from typing import Any
@@ -12,13 +11,12 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from rendercost.api.views import webhook_payload
-from rendercost.api.webhooks import WebhookDispatcher
 from rendercost.artifacts.tables import artifacts
 from rendercost.errors import NotFound
 from rendercost.ledger.tables import cost_lines
 from tests.unit.api.conftest import Api, ApiFactory
 from tests.unit.api.test_jobs import wait_done
+from tests.unit.api.test_webhooks import _dispatch
 
 JOBS = "/v1/jobs"
 BODY = {"prompt": "a lighthouse at dusk", "n": 2, "seed": 21, "size": "64x64"}
@@ -140,24 +138,12 @@ def test_a_cached_job_still_sends_its_webhook(make_api: ApiFactory) -> None:
         seen.append(request)
         return httpx.Response(200)
 
-    transport = httpx.MockTransport(handler)
-    svc = api.server.services
-    dispatcher = WebhookDispatcher(
-        svc.outbox, svc.store, svc.keys, webhook_payload, server_secret="test-secret", metrics=svc.metrics,
-        max_attempts=1, backoff_base_s=0.01, transport=transport,
-    )  # fmt: skip
-
-    async def once() -> None:
-        async with httpx.AsyncClient(transport=transport) as client:
-            await dispatcher.poll_once(client)
-            await asyncio.gather(*dispatcher._tasks)
-
-    asyncio.run(once())
+    _dispatch(api, httpx.MockTransport(handler))
     [request] = seen
     event = json.loads(request.content)
     assert event["type"] == "job.succeeded" and event["data"]["id"] == job["id"]
     assert event["data"]["rendercost"]["cache"]["result"] == "hit"
-    assert svc.outbox.state(job["id"]) == "delivered"
+    assert api.server.services.outbox.state(job["id"]) == "delivered"
 
 
 def test_a_file_collected_between_lookup_and_answer_renders_again(

@@ -28,6 +28,7 @@ def env(tiny_model_dir: Path) -> dict[str, str | None]:
         "RENDERCOST_MAX_BATCH_SIZE": "2",
         "RENDERCOST_CONFIG": None,
         "RENDERCOST_DATABASE_URL": None,
+        "RENDERCOST_LLM_PROVIDERS": None,
     }
 
 

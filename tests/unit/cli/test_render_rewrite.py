@@ -4,52 +4,25 @@ OpenAI-compatible server whose tokens land on the receipts (split across the ima
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from rendercost.domain.money import quantize
-from rendercost.ledger.catalog import PriceCatalog
-from tests.unit.cli.test_render import FAST, _embedded, _json, _render
-from tests.unit.llm_gateway.llm_server import INPUT_TOKENS, OUTPUT_TOKENS, LlmServer, serve
+from tests.unit.cli.test_render import FAST, _embedded, _json, _render, env
+from tests.unit.llm_gateway.llm_server import KEY_ENV, LlmServer, provider_config, token_cost
 
 pytestmark = pytest.mark.slow
+
+__all__ = ["env"]  # the tiny-model environment of test_render, used as a fixture here
 
 PROMPT = "white sneaker on a beach"
 
 
 @pytest.fixture
-def llm() -> Iterator[LlmServer]:
-    yield from serve()
-
-
-@pytest.fixture
-def env(tiny_model_dir: Path) -> dict[str, str | None]:
-    return {
-        "RENDERCOST_MODELS__DEFAULT__SOURCE": str(tiny_model_dir),
-        "RENDERCOST_MIN_SIDE": "64",
-        "RENDERCOST_MAX_BATCH_SIZE": "2",
-        "RENDERCOST_CONFIG": None,
-        "RENDERCOST_DATABASE_URL": None,
-        "RENDERCOST_LLM_PROVIDERS": None,
-    }
-
-
-@pytest.fixture
 def llm_env(env: dict[str, str | None], llm: LlmServer) -> dict[str, str | None]:
-    provider = {
-        "name": "local",
-        "kind": "openai",
-        "model": "gpt-4o-mini",
-        "base_url": f"{llm.url}/a",
-        "keys": {"RC_TEST_LLM_KEY": 1},
-        "timeout_s": 2,
-        "max_attempts": 1,
-    }
-    return {**env, "RENDERCOST_LLM_PROVIDERS": json.dumps([provider]), "RC_TEST_LLM_KEY": "k1"}
+    return {**env, "RENDERCOST_LLM_PROVIDERS": json.dumps([provider_config(llm)]), KEY_ENV: "k1"}
 
 
 def _rewrite_shares(document: dict[str, Any]) -> list[dict[str, Any]]:
@@ -59,14 +32,6 @@ def _rewrite_shares(document: dict[str, Any]) -> list[dict[str, Any]]:
         assert first["stage"] == "prompt_rewrite"
         shares.append(first)
     return shares
-
-
-def _token_cost() -> Decimal:
-    prices = PriceCatalog.load().token_prices("gpt-4o-mini")
-    million = Decimal(1_000_000)
-    return quantize(
-        INPUT_TOKENS * prices.input_per_1m / million + OUTPUT_TOKENS * prices.output_per_1m / million
-    )
 
 
 def test_builtin_rewrite_renders_the_revised_prompt(tmp_path: Path, env: dict[str, str | None]) -> None:
@@ -93,7 +58,7 @@ def test_llm_rewrite_tokens_are_split_across_the_receipts_and_cached(
     assert first["rewrite"]["provider"] == "local" and first["rewrite"]["cache"] == "miss"
     assert first["rewrite"]["revised_prompt"] == f"{PROMPT}, golden hour, 85mm"
     shares = _rewrite_shares(first)
-    assert sum(Decimal(line["cost_usd"]) for line in shares) == _token_cost() > 0
+    assert sum(Decimal(line["cost_usd"]) for line in shares) == token_cost() > 0
     for image in first["images"]:
         receipt = image["receipt"]
         assert sum(Decimal(line["cost_usd"]) for line in receipt["lines"]) == Decimal(receipt["total_usd"])
@@ -103,11 +68,11 @@ def test_llm_rewrite_tokens_are_split_across_the_receipts_and_cached(
     assert [image["cache"] for image in second["images"]] == ["hit", "hit"]
     assert Decimal(second["total_usd"]) == 0
     avoided = sum(Decimal(line["cost_avoided_usd"]) for line in _rewrite_shares(second))
-    assert avoided == _token_cost()
+    assert avoided == token_cost()
 
     bypass = _json(_render(tmp_path, llm_env, *args, "--no-cache"))
     assert bypass["rewrite"]["cache"] == "bypass" and len(llm.script.calls("/a")) == 2
-    assert sum(Decimal(line["cost_usd"]) for line in _rewrite_shares(bypass)) == _token_cost()
+    assert sum(Decimal(line["cost_usd"]) for line in _rewrite_shares(bypass)) == token_cost()
 
 
 def test_every_provider_failing_falls_back_to_builtin(

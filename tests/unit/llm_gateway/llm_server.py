@@ -13,8 +13,12 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from rendercost.domain.money import quantize
+from rendercost.ledger.catalog import PriceCatalog
 
 INPUT_TOKENS = 21
 OUTPUT_TOKENS = 34
@@ -120,3 +124,29 @@ def serve() -> Iterator[LlmServer]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+MODEL = "gpt-4o-mini"  # the model the scripted server claims to be (priced in the shipped catalog)
+KEY_ENV = "RC_TEST_LLM_KEY"  # environment variable holding the key the providers send
+
+
+def provider_config(server: LlmServer, prefix: str = "/a") -> dict[str, Any]:
+    """An ``llm_providers`` entry for ``server``'s ``prefix``: one attempt, a 2 s timeout."""
+    return {
+        "name": "local",
+        "kind": "openai",
+        "model": MODEL,
+        "base_url": f"{server.url}{prefix}",
+        "keys": {KEY_ENV: 1},
+        "timeout_s": 2,
+        "max_attempts": 1,
+    }
+
+
+def token_cost() -> Decimal:
+    """What one ``ok`` answer (INPUT_TOKENS in, OUTPUT_TOKENS out) costs at the catalog's prices."""
+    prices = PriceCatalog.load().token_prices(MODEL)
+    million = Decimal(1_000_000)
+    return quantize(
+        INPUT_TOKENS * prices.input_per_1m / million + OUTPUT_TOKENS * prices.output_per_1m / million
+    )

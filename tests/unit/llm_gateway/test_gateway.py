@@ -4,10 +4,7 @@ fallback, and token accounting from real response bodies."""
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from decimal import Decimal
-
-import pytest
 
 from rendercost.domain.costs import Stage
 from rendercost.ledger.catalog import PriceCatalog
@@ -18,7 +15,7 @@ from rendercost.llm_gateway.gateway import Gateway, ProviderSlot
 from rendercost.llm_gateway.keys import KeyRing
 from rendercost.llm_gateway.providers import AnthropicMessages, OpenAICompatible
 from rendercost.llm_gateway.types import RewriteRequest
-from tests.unit.llm_gateway.llm_server import INPUT_TOKENS, OUTPUT_TOKENS, LlmServer, serve
+from tests.unit.llm_gateway.llm_server import INPUT_TOKENS, OUTPUT_TOKENS, LlmServer
 
 ENV = {"KEY_A1": "a1", "KEY_A2": "a2", "KEY_B": "b", "KEY_C": "c"}
 REQUEST = RewriteRequest(prompt="a white sneaker on a beach", seed=5)
@@ -30,11 +27,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-def llm() -> Iterator[LlmServer]:
-    yield from serve()
 
 
 def openai_slot(llm: LlmServer, prefix: str, keys: dict[str, float], **kwargs: object) -> ProviderSlot:
