@@ -30,8 +30,8 @@ from rendercost.api.threaded_server import uvicorn_thread
 from rendercost.caches.semantic_cache import SemanticCache, scope_key
 from rendercost.cli.serve import embedded_server
 from rendercost.db.migrate import migrate
-from rendercost.execution.sentence_embedder import MiniLmEmbedder
-from rendercost.execution.tiny_model import build_tiny_model
+from rendercost.execution.models.sentence_embedder import MiniLmEmbedder
+from rendercost.execution.models.tiny_model import build_tiny_model
 from rendercost.settings import ModelConfig, Settings
 
 POLL_S = 0.01  # how often the jobs benchmark polls a queued job (faster polling slows the render)

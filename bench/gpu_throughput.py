@@ -55,9 +55,14 @@ from transformers.utils import logging as transformers_logging
 
 from rendercost.domain.presets import get_preset
 from rendercost.errors import RenderCostError
-from rendercost.execution.noise_schedulers import make_noise_scheduler
-from rendercost.execution.sdxl_configs import SDXL_BASE, SDXL_TINY, SdxlConfigs, build_random_pipeline
-from rendercost.execution.speedups import apply_switches, effective_switches, prepare_for_size, speed_state
+from rendercost.execution.models.sdxl_configs import SDXL_BASE, SDXL_TINY, SdxlConfigs, build_random_pipeline
+from rendercost.execution.pipeline.noise_schedulers import make_noise_scheduler
+from rendercost.execution.pipeline.speedups import (
+    apply_switches,
+    effective_switches,
+    prepare_for_size,
+    speed_state,
+)
 from rendercost.settings import SpeedSwitches
 
 STARTED = time.monotonic()

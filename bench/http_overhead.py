@@ -33,8 +33,8 @@ from rendercost.cli.serve import RegistryCatalog, embedded_server
 from rendercost.domain.batch import BatchItem, BatchPlan, RenderResult
 from rendercost.domain.runner import StepCallback
 from rendercost.domain.specs import RenderSpec
-from rendercost.execution.registry import ModelRegistry
-from rendercost.execution.runner import DiffusersRunner
+from rendercost.execution.models.registry import ModelRegistry
+from rendercost.execution.pipeline.runner import DiffusersRunner
 from rendercost.settings import Settings
 
 PRESET = "lightning"

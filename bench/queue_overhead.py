@@ -51,9 +51,9 @@ from rendercost.domain.batch import BatchItem, BatchPlan, RenderedImage, RenderR
 from rendercost.domain.costs import Stage
 from rendercost.domain.runner import Runner, StepCallback
 from rendercost.domain.specs import Priority, RenderRequest, RenderSpec
-from rendercost.execution.worker import SUFFIXES, Worker
-from rendercost.execution.worker_pricing import WorkerPricing
-from rendercost.execution.worker_setup import build_runner
+from rendercost.execution.worker.loop import SUFFIXES, Worker
+from rendercost.execution.worker.pricing import WorkerPricing
+from rendercost.execution.worker.setup import build_runner
 from rendercost.queue.sql_store import SqlJobStore
 from rendercost.settings import Settings
 

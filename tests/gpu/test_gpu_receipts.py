@@ -20,11 +20,11 @@ import torch
 
 from rendercost.domain.costs import Stage
 from rendercost.errors import ModelLoadFailed
-from rendercost.execution import speedups
-from rendercost.execution.registry import ModelRegistry
-from rendercost.execution.runner import DiffusersRunner
-from rendercost.execution.sdxl_configs import SDXL_TINY, build_random_pipeline
-from rendercost.execution.timing import StageTimer
+from rendercost.execution.models.registry import ModelRegistry
+from rendercost.execution.models.sdxl_configs import SDXL_TINY, build_random_pipeline
+from rendercost.execution.pipeline import speedups
+from rendercost.execution.pipeline.runner import DiffusersRunner
+from rendercost.execution.pipeline.timing import StageTimer
 from rendercost.settings import SpeedSwitches
 from tests.fixtures.models import make_tiny_settings
 from tests.unit.execution.plans import fewer_steps, plan, spec

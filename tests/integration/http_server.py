@@ -13,8 +13,8 @@ from rendercost.api.threaded_server import uvicorn_thread
 from rendercost.cli.serve import EmbeddedServer, RegistryCatalog, embedded_server
 from rendercost.domain.presets import Preset, get_preset
 from rendercost.domain.runner import Runner
-from rendercost.execution.registry import ModelRegistry
-from rendercost.execution.runner import DiffusersRunner
+from rendercost.execution.models.registry import ModelRegistry
+from rendercost.execution.pipeline.runner import DiffusersRunner
 from tests.fixtures.models import make_tiny_settings
 
 TEST_STEPS = 2  # denoising steps every preset runs with in these tests

@@ -12,7 +12,7 @@ import pytest
 
 from rendercost.db.engine import create_db_engine
 from rendercost.db.migrate import migrate
-from rendercost.ledger.focus import write_focus
+from rendercost.governance.focus import write_focus
 from rendercost.ledger.ledger import Ledger
 from tests.unit.governance.test_focus import seed_month_edge
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from rendercost.admission.alerts import AlertNotifier
-from rendercost.admission.budgets import BudgetStore
 from rendercost.admission.estimate import CostEstimator
 from rendercost.domain.jobs import Job
 from rendercost.domain.specs import RenderRequest
+from rendercost.governance.alerts import AlertNotifier
+from rendercost.governance.budgets import BudgetStore
 
 log = logging.getLogger(__name__)
 

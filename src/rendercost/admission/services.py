@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, Counter
 from sqlalchemy import Engine
 
-from rendercost.admission.alerts import Alert, AlertNotifier
-from rendercost.admission.budgets import BudgetStore
 from rendercost.admission.estimate import CostEstimator
 from rendercost.admission.gate import BudgetGate
 from rendercost.admission.routing import RoutingStore
-from rendercost.admission.tables import GLOBAL_SCOPE
 from rendercost.db.clock import Clock, utcnow
+from rendercost.governance.alerts import Alert, AlertNotifier
+from rendercost.governance.budgets import BudgetStore
+from rendercost.governance.tables import GLOBAL_SCOPE
 
 
 @dataclass(frozen=True)

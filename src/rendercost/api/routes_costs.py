@@ -22,14 +22,14 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from rendercost.admission.services import Governance
-from rendercost.admission.tables import GLOBAL_SCOPE
 from rendercost.api.deps import Authenticated, blocking, services
 from rendercost.auth.keys import ApiKey
 from rendercost.db.clock import as_utc
 from rendercost.errors import InvalidRequest, NotFound, PermissionDenied
-from rendercost.ledger.anomaly import scan
-from rendercost.ledger.focus import iter_focus_rows, write_csv_to
-from rendercost.ledger.reports import build_report, parse_dimensions
+from rendercost.governance.anomaly import scan
+from rendercost.governance.focus import iter_focus_rows, write_csv_to
+from rendercost.governance.reports import build_report, parse_dimensions
+from rendercost.governance.tables import GLOBAL_SCOPE
 
 router = APIRouter(tags=["costs"])
 

@@ -26,7 +26,7 @@ from rendercost.domain.specs import (
     parse_size,
 )
 from rendercost.errors import InvalidRequest, PresetUnavailable, UnknownLora, UnknownModel
-from rendercost.execution.manifest import MODEL_LORA_DIR, read_speed_loras
+from rendercost.execution.models.manifest import MODEL_LORA_DIR, read_speed_loras
 from rendercost.settings import DEFAULT_MODEL_NAME, Settings
 
 OPENAI_SIZES: dict[str, tuple[int, int]] = {

@@ -40,9 +40,9 @@ from rendercost.domain.jobs import Job, JobState
 from rendercost.domain.money import ZERO, usd_text
 from rendercost.domain.runner import Runner
 from rendercost.domain.specs import RenderRequest
-from rendercost.execution.worker import SUFFIXES, Worker
-from rendercost.execution.worker_pricing import WorkerPricing
-from rendercost.execution.worker_setup import (
+from rendercost.execution.worker.loop import SUFFIXES, Worker
+from rendercost.execution.worker.pricing import WorkerPricing
+from rendercost.execution.worker.setup import (
     LockedRunner,
     build_runner,
     build_worker,
@@ -105,7 +105,7 @@ def run_batch(
     runner_factory: Callable[[Settings], Runner] = build_runner,
 ) -> BatchOutcome:
     """Queue ``lines`` (idempotently), render them with ``workers`` threads, copy the images to ``out``."""
-    from rendercost.execution.registry import ModelRegistry  # imports torch; loads no weights
+    from rendercost.execution.models.registry import ModelRegistry  # imports torch; loads no weights
 
     with open_job_store(settings) as store:
         pricing = WorkerPricing.from_settings(settings)

@@ -20,7 +20,7 @@ from rendercost.cli.batch_lines import BatchLine
 from rendercost.domain.jobs import TERMINAL_STATES, Job, JobState
 from rendercost.domain.money import ZERO
 from rendercost.domain.specs import RenderRequest
-from rendercost.execution.worker import Worker
+from rendercost.execution.worker.loop import Worker
 from rendercost.queue.protocol import JobStore
 
 TENANT = "cli"  # owner of the jobs `rendercost batch` queues

@@ -18,17 +18,17 @@ from typing import Annotated, Any
 import typer
 from sqlalchemy import Engine
 
-from rendercost.admission.alerts import AlertNotifier
-from rendercost.admission.budgets import BudgetStore
-from rendercost.admission.tables import GLOBAL_SCOPE
 from rendercost.api.app import resolve_webhook_secret
 from rendercost.cli.common import cli_errors, fail, load_settings
 from rendercost.db.clock import as_utc
 from rendercost.db.engine import create_db_engine
 from rendercost.db.migrate import migrate
-from rendercost.ledger.anomaly import Thresholds, scan
-from rendercost.ledger.focus import write_focus
-from rendercost.ledger.reports import Report, build_report, parse_dimensions
+from rendercost.governance.alerts import AlertNotifier
+from rendercost.governance.anomaly import Thresholds, scan
+from rendercost.governance.budgets import BudgetStore
+from rendercost.governance.focus import write_focus
+from rendercost.governance.reports import Report, build_report, parse_dimensions
+from rendercost.governance.tables import GLOBAL_SCOPE
 
 export_app = typer.Typer(help="Export the ledger.", no_args_is_help=True)
 budgets_app = typer.Typer(

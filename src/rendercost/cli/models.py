@@ -27,7 +27,7 @@ def list_models(ctx: typer.Context) -> None:
     """Show every configured model and whether it can load (nothing is loaded or built)."""
     settings = load_settings(ctx)
     with cli_errors():
-        from rendercost.execution.registry import ModelRegistry
+        from rendercost.execution.models.registry import ModelRegistry
 
         statuses = ModelRegistry(settings).status()
     table = Table(title="Models")
@@ -46,7 +46,7 @@ def build_tiny(
 ) -> None:
     """Write the tiny SDXL-shaped model (random weights, speed LoRAs) that tests and the default use."""
     with cli_errors():
-        from rendercost.execution.tiny_model import build_tiny_model
+        from rendercost.execution.models.tiny_model import build_tiny_model
 
         build_tiny_model(path, seed=seed)
     typer.echo(f"built the tiny model in {path}")

@@ -55,7 +55,7 @@ from rendercost.ledger.receipts import receipt_payload
 from rendercost.settings import ModelConfig, Settings
 
 if TYPE_CHECKING:
-    from rendercost.execution.registry import ModelRegistry
+    from rendercost.execution.models.registry import ModelRegistry
 
 STORAGE_BACKEND = "local"  # the CLI writes to this machine's disk
 _UNIT_SHORT = {DEVICE_HOUR: "h", GB_MONTH: "GB-mo"}
@@ -131,7 +131,7 @@ def render(
         catalog.device_price(settings.device_type, settings.pricing_model, settings.region)
         catalog.storage_prices(STORAGE_BACKEND, settings.region)
         # Heavy imports (torch, diffusers) only once the cheap checks have passed.
-        from rendercost.execution.registry import ModelRegistry
+        from rendercost.execution.models.registry import ModelRegistry
 
         registry = ModelRegistry(settings)
         spec = _resolve_seed(_check_with_model(registry, spec, truncate), n)
@@ -299,7 +299,7 @@ class _Renderer:
     ) -> Iterator[tuple[int, _Outcome]]:
         if not indexes:
             return
-        from rendercost.execution.runner import DiffusersRunner
+        from rendercost.execution.pipeline.runner import DiffusersRunner
 
         runner = DiffusersRunner(self.registry, self.settings)
         size = self.settings.max_batch_size

@@ -26,7 +26,7 @@ from rendercost.llm_gateway.types import RewriteRequest
 from rendercost.settings import Settings
 
 if TYPE_CHECKING:
-    from rendercost.execution.registry import ModelRegistry
+    from rendercost.execution.models.registry import ModelRegistry
 
 CLI_TENANT = "cli"  # the semantic cache's scope for rewrites asked for on the command line
 
@@ -62,7 +62,7 @@ def _rewrite(settings: Settings, spec: RenderSpec, *, use_cache: bool) -> tuple[
         rewriter = PromptRewriter(build_gateway(settings.llm_providers), catalog=catalog)
         outcome = rewriter.rewrite(CLI_TENANT, ask)
         return replace(outcome, cache="bypass" if not use_cache else "off"), rewriter.line(outcome)
-    from rendercost.execution.sentence_embedder import MiniLmEmbedder  # imports torch
+    from rendercost.execution.models.sentence_embedder import MiniLmEmbedder  # imports torch
 
     engine = create_db_engine(settings.resolved_database_url)
     try:

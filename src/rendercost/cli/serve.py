@@ -32,12 +32,12 @@ from rendercost.db.migrate import migrate
 from rendercost.domain.jobs import Job
 from rendercost.domain.runner import Runner
 from rendercost.errors import ModelLoadFailed, PresetUnavailable, UnknownLora
-from rendercost.execution.prompt_embeddings import encoder_from_settings
-from rendercost.execution.registry import ModelRegistry
-from rendercost.execution.runner import DiffusersRunner
-from rendercost.execution.sentence_embedder import MiniLmEmbedder
-from rendercost.execution.worker import Worker
-from rendercost.execution.worker_setup import LockedRunner, build_worker, default_worker_id, idle_metered
+from rendercost.execution.models.registry import ModelRegistry
+from rendercost.execution.models.sentence_embedder import MiniLmEmbedder
+from rendercost.execution.pipeline.prompt_embeddings import encoder_from_settings
+from rendercost.execution.pipeline.runner import DiffusersRunner
+from rendercost.execution.worker.loop import Worker
+from rendercost.execution.worker.setup import LockedRunner, build_worker, default_worker_id, idle_metered
 from rendercost.llm_gateway.rewriter import PromptRewriter
 from rendercost.observability.logging import configure_logging
 from rendercost.observability.metrics import MeteredRunner, Metrics

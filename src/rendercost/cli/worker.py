@@ -20,7 +20,7 @@ from rendercost.artifacts.local import LocalArtifactStore
 from rendercost.caches.http_result import ResultCacheGate, storing_hook
 from rendercost.caches.result_cache import ResultCache
 from rendercost.cli.common import cli_errors, load_settings
-from rendercost.execution.worker_setup import (
+from rendercost.execution.worker.setup import (
     build_runner,
     build_worker,
     default_worker_id,
@@ -53,7 +53,7 @@ def worker(
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     worker_id = worker_id or default_worker_id()
-    from rendercost.execution.registry import ModelRegistry  # imports torch: only when rendering
+    from rendercost.execution.models.registry import ModelRegistry  # imports torch: only when rendering
 
     with cli_errors():
         registry = ModelRegistry(settings)  # one registry: the runner's models are the ones fingerprinted

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from rendercost.caches.embedding_cache import FileEmbeddingCache, embedding_key
 from rendercost.domain.costs import Stage
-from rendercost.execution.prompt_embeddings import CachedEncoder
-from rendercost.execution.registry import ModelRegistry
-from rendercost.execution.runner import DiffusersRunner
+from rendercost.execution.models.registry import ModelRegistry
+from rendercost.execution.pipeline.prompt_embeddings import CachedEncoder
+from rendercost.execution.pipeline.runner import DiffusersRunner
 from rendercost.ledger.catalog import PriceCatalog
 from rendercost.ledger.pricing import price_batch
 from tests.unit.execution.plans import fewer_steps, forward_batches, pixels, plan, spec

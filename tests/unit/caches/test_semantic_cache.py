@@ -13,7 +13,7 @@ from rendercost.caches.prompt_guard import guard_signature
 from rendercost.caches.semantic_cache import SemanticCache, scope_key
 from rendercost.db.engine import create_db_engine
 from rendercost.db.migrate import migrate
-from rendercost.execution.sentence_embedder import MiniLmEmbedder
+from rendercost.execution.models.sentence_embedder import MiniLmEmbedder
 
 SCOPE = scope_key("template-v1", "default", {"styles": []})
 REWRITE = {"prompt": "a white sneaker on a sunny beach, 85mm", "provider": "openai", "input_tokens": 20}

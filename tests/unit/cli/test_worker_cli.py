@@ -17,7 +17,7 @@ from rendercost.db.engine import create_db_engine
 from rendercost.db.migrate import migrate
 from rendercost.domain.jobs import JobState
 from rendercost.domain.specs import RenderRequest, RenderSpec
-from rendercost.execution.registry import ModelRegistry
+from rendercost.execution.models.registry import ModelRegistry
 from rendercost.queue.sql_store import SqlJobStore
 from rendercost.settings import Settings
 

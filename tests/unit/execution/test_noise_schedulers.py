@@ -14,7 +14,7 @@ from diffusers import (
 )
 
 from rendercost.domain.presets import PRESETS
-from rendercost.execution.noise_schedulers import bind_seeds, make_noise_scheduler
+from rendercost.execution.pipeline.noise_schedulers import bind_seeds, make_noise_scheduler
 
 
 @pytest.fixture(scope="module")

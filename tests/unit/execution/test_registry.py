@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from rendercost.errors import ModelLoadFailed, PresetUnavailable, PromptTooLong, UnknownLora, UnknownModel
-from rendercost.execution import fingerprint as fingerprint_module
-from rendercost.execution.registry import ModelRegistry
+from rendercost.execution.models import fingerprint as fingerprint_module
+from rendercost.execution.models.registry import ModelRegistry
 from rendercost.settings import ModelConfig, Settings
 from tests.fixtures.models import make_tiny_settings
 

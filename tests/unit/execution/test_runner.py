@@ -16,8 +16,8 @@ from rendercost.domain.costs import DEVICE_STAGES
 from rendercost.domain.presets import PRESETS
 from rendercost.domain.specs import LoraRef, OutputFormat
 from rendercost.errors import InvalidRequest, PromptTooLong, UnknownLora, UnknownModel, UnknownPreset
-from rendercost.execution.registry import ModelRegistry
-from rendercost.execution.runner import DiffusersRunner
+from rendercost.execution.models.registry import ModelRegistry
+from rendercost.execution.pipeline.runner import DiffusersRunner
 from tests.fixtures.models import make_tiny_settings
 from tests.unit.execution.plans import fewer_steps, forward_batches, pixels, plan, spec
 

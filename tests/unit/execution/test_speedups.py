@@ -27,8 +27,8 @@ from diffusers.models.attention_processor import (
 )
 
 from rendercost.errors import ModelLoadFailed
-from rendercost.execution import speedups
-from rendercost.execution.sdxl_configs import SDXL_BASE, SDXL_TINY, build_random_pipeline
+from rendercost.execution.models.sdxl_configs import SDXL_BASE, SDXL_TINY, build_random_pipeline
+from rendercost.execution.pipeline import speedups
 from rendercost.settings import SpeedSwitches
 
 ALL_OFF = SpeedSwitches(sdpa=False, channels_last=False, fuse_qkv=False, vae_tiling=False)

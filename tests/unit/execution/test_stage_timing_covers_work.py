@@ -13,9 +13,9 @@ from typing import Any
 import torch
 
 from rendercost.domain.costs import Stage
-from rendercost.execution.registry import ModelRegistry
-from rendercost.execution.runner import DiffusersRunner
-from rendercost.execution.timing import StageTimer
+from rendercost.execution.models.registry import ModelRegistry
+from rendercost.execution.pipeline.runner import DiffusersRunner
+from rendercost.execution.pipeline.timing import StageTimer
 from tests.unit.execution.plans import fewer_steps, plan, spec
 
 

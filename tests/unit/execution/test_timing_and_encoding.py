@@ -12,8 +12,8 @@ from PIL import Image
 
 from rendercost.domain.costs import Stage
 from rendercost.domain.specs import OutputFormat
-from rendercost.execution.encoding import encode_image, to_pixels
-from rendercost.execution.timing import StageTimer
+from rendercost.execution.pipeline.encoding import encode_image, to_pixels
+from rendercost.execution.pipeline.timing import StageTimer
 
 
 def test_stage_timer_measures_and_accumulates_wall_time_on_cpu() -> None:

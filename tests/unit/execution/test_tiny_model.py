@@ -10,8 +10,8 @@ import pytest
 from diffusers import StableDiffusionXLPipeline
 
 from rendercost.errors import InvalidRequest
-from rendercost.execution.tiny_model import TINY_SPEED_LORAS, build_tiny_model
-from rendercost.execution.tiny_tokenizer import build_tiny_tokenizer, learn_merges
+from rendercost.execution.models.tiny_model import TINY_SPEED_LORAS, build_tiny_model
+from rendercost.execution.models.tiny_tokenizer import build_tiny_tokenizer, learn_merges
 
 
 def _hashes(folder: Path) -> dict[str, str]:

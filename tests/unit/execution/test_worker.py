@@ -28,10 +28,10 @@ from rendercost.domain.money import cost_of_seconds
 from rendercost.domain.runner import StepCallback
 from rendercost.domain.specs import Priority, RenderRequest, RenderSpec
 from rendercost.errors import InvalidRequest
-from rendercost.execution.worker import Worker
-from rendercost.execution.worker_leases import LeaseKeeper
-from rendercost.execution.worker_pricing import WorkerPricing
-from rendercost.execution.worker_settle import Settler, WorkerStats
+from rendercost.execution.worker.leases import LeaseKeeper
+from rendercost.execution.worker.loop import Worker
+from rendercost.execution.worker.pricing import WorkerPricing
+from rendercost.execution.worker.settle import Settler, WorkerStats
 from rendercost.ledger.catalog import PriceCatalog
 from rendercost.queue.sql_store import SqlJobStore
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 from sqlalchemy import Engine
 
 from rendercost.domain.specs import RenderRequest, RenderSpec
-from rendercost.execution.worker_leases import LeaseKeeper
+from rendercost.execution.worker.leases import LeaseKeeper
 from rendercost.queue.sql_store import SqlJobStore
 
 REQUEST = RenderRequest(spec=RenderSpec(prompt="a kite", width=64, height=64))

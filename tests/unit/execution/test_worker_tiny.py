@@ -21,9 +21,9 @@ from rendercost.domain.jobs import JobState
 from rendercost.domain.money import cost_of_seconds
 from rendercost.domain.runner import Runner, StepCallback
 from rendercost.domain.specs import Priority, RenderRequest, RenderSpec
-from rendercost.execution.worker import Worker
-from rendercost.execution.worker_pricing import WorkerPricing
-from rendercost.execution.worker_setup import build_planner
+from rendercost.execution.worker.loop import Worker
+from rendercost.execution.worker.pricing import WorkerPricing
+from rendercost.execution.worker.setup import build_planner
 from rendercost.ledger.catalog import PriceCatalog
 from rendercost.queue.sql_store import SqlJobStore
 from rendercost.settings import Settings

@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Engine
 
-from rendercost.admission.alerts import AlertNotifier
-from rendercost.admission.budgets import BudgetStore
 from rendercost.domain.costs import Stage
 from rendercost.errors import InvalidRequest
-from rendercost.ledger.anomaly import MAX_SCAN_HOURS, Thresholds, detect, precision_recall, scan
+from rendercost.governance.alerts import AlertNotifier
+from rendercost.governance.anomaly import MAX_SCAN_HOURS, Thresholds, detect, precision_recall, scan
+from rendercost.governance.budgets import BudgetStore
 from tests.unit.governance.helpers import line, seed
 
 WEEKS = 6

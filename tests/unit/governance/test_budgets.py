@@ -13,12 +13,12 @@ import httpx
 import pytest
 from sqlalchemy import Engine
 
-from rendercost.admission.alerts import AlertNotifier, sign
-from rendercost.admission.budgets import BudgetStore, Period, period_bounds
-from rendercost.admission.tables import GLOBAL_SCOPE
 from rendercost.db.clock import ManualClock
 from rendercost.domain.costs import Stage
 from rendercost.errors import BudgetExceeded, InvalidRequest, NotFound
+from rendercost.governance.alerts import AlertNotifier, sign
+from rendercost.governance.budgets import BudgetStore, Period, period_bounds
+from rendercost.governance.tables import GLOBAL_SCOPE
 from tests.unit.governance.helpers import line, seed
 
 START = datetime(2026, 5, 10, 12, 0, tzinfo=UTC)

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import Engine
 
 from rendercost.domain.costs import Stage
-from rendercost.ledger.focus import write_focus
+from rendercost.governance.focus import write_focus
 from rendercost.ledger.ledger import Ledger
 from tests.unit.governance.helpers import line, seed
 

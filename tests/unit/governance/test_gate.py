@@ -8,13 +8,13 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import Engine
 
-from rendercost.admission.budgets import BudgetStore
 from rendercost.admission.estimate import CostEstimator
 from rendercost.admission.gate import BudgetGate
 from rendercost.admission.routing import check_rules, resolve_class, route
 from rendercost.domain.costs import Stage
 from rendercost.domain.specs import Priority, RenderRequest, RenderSpec
 from rendercost.errors import BudgetExceeded, InvalidRequest
+from rendercost.governance.budgets import BudgetStore
 from rendercost.queue.sql_store import SqlJobStore
 from tests.unit.governance.helpers import line, seed
 

@@ -12,10 +12,10 @@ from sqlalchemy import Engine, insert, select
 from rendercost.db.clock import ManualClock
 from rendercost.domain.costs import Stage
 from rendercost.domain.money import cost_of_seconds
+from rendercost.governance.reports import build_report, parse_dimensions, percentile
 from rendercost.ledger.catalog import PriceCatalog
 from rendercost.ledger.idle import DeviceIdleMeter, IdleMeteredRunner, IdleRecorder, idle_meter
 from rendercost.ledger.ledger import Ledger
-from rendercost.ledger.reports import build_report, parse_dimensions, percentile
 from rendercost.ledger.tables import cost_lines
 from rendercost.queue.tables import jobs
 from rendercost.settings import Settings

@@ -22,12 +22,12 @@ from transformers.utils import logging as transformers_logging
 
 from rendercost.domain.presets import Preset, get_preset
 from rendercost.errors import ModelLoadFailed, PresetUnavailable, PromptTooLong, UnknownLora, UnknownModel
-from rendercost.execution import speedups
-from rendercost.execution.fingerprint import fingerprint_folder
-from rendercost.execution.loras import WarmAdapters, find_lora
-from rendercost.execution.manifest import MODEL_LORA_DIR, read_speed_loras
-from rendercost.execution.sources import MODEL_INDEX, is_hub_id, resolve_source
-from rendercost.execution.tiny_model import build_tiny_model
+from rendercost.execution.models.fingerprint import fingerprint_folder
+from rendercost.execution.models.loras import WarmAdapters, find_lora
+from rendercost.execution.models.manifest import MODEL_LORA_DIR, read_speed_loras
+from rendercost.execution.models.sources import MODEL_INDEX, is_hub_id, resolve_source
+from rendercost.execution.models.tiny_model import build_tiny_model
+from rendercost.execution.pipeline import speedups
 from rendercost.settings import ModelConfig, Settings
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}

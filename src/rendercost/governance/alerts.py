@@ -23,10 +23,10 @@ from typing import Any
 import httpx
 from sqlalchemy import update
 
-from rendercost.admission.budgets import Budget, BudgetStore
-from rendercost.admission.tables import GLOBAL_SCOPE, budget_alerts
 from rendercost.db.upsert import insert_ignoring_conflicts
-from rendercost.ledger.anomaly import Anomaly
+from rendercost.governance.anomaly import Anomaly
+from rendercost.governance.budgets import Budget, BudgetStore
+from rendercost.governance.tables import GLOBAL_SCOPE, budget_alerts
 
 log = logging.getLogger(__name__)
 

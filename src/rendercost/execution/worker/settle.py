@@ -28,9 +28,9 @@ from rendercost.domain.costs import CostLine, Receipt
 from rendercost.domain.jobs import Job
 from rendercost.domain.money import ZERO
 from rendercost.errors import Conflict, NotFound
-from rendercost.execution.worker_assembly import JobAssembly, StoredImage
-from rendercost.execution.worker_leases import LeaseKeeper
-from rendercost.execution.worker_pricing import WorkerPricing
+from rendercost.execution.worker.assembly import JobAssembly, StoredImage
+from rendercost.execution.worker.leases import LeaseKeeper
+from rendercost.execution.worker.pricing import WorkerPricing
 from rendercost.ledger.pricing import rewrite_lines
 from rendercost.ledger.receipts import receipt_payload
 from rendercost.queue.protocol import JobStore

@@ -29,12 +29,12 @@ from rendercost.domain.presets import Preset, get_preset
 from rendercost.domain.runner import StepCallback
 from rendercost.domain.specs import MAX_SEED, RenderSpec, check_size
 from rendercost.errors import InvalidRequest
-from rendercost.execution import speedups
-from rendercost.execution.encoding import MEDIA_TYPES, encode_image, to_pixels
-from rendercost.execution.noise_schedulers import bind_seeds, make_noise_scheduler
-from rendercost.execution.prompt_embeddings import CachedEncoder
-from rendercost.execution.registry import LoadedModel, ModelRegistry
-from rendercost.execution.timing import StageTimer
+from rendercost.execution.models.registry import LoadedModel, ModelRegistry
+from rendercost.execution.pipeline import speedups
+from rendercost.execution.pipeline.encoding import MEDIA_TYPES, encode_image, to_pixels
+from rendercost.execution.pipeline.noise_schedulers import bind_seeds, make_noise_scheduler
+from rendercost.execution.pipeline.prompt_embeddings import CachedEncoder
+from rendercost.execution.pipeline.timing import StageTimer
 from rendercost.settings import Settings
 
 

@@ -20,8 +20,8 @@ from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProject
 from transformers.utils import logging as transformers_logging
 
 from rendercost.errors import InvalidRequest
-from rendercost.execution.manifest import MODEL_LORA_DIR, write_manifest
-from rendercost.execution.tiny_tokenizer import MODEL_MAX_LENGTH, build_tiny_tokenizer
+from rendercost.execution.models.manifest import MODEL_LORA_DIR, write_manifest
+from rendercost.execution.models.tiny_tokenizer import MODEL_MAX_LENGTH, build_tiny_tokenizer
 
 TEXT_HIDDEN = 32  # width of each text encoder; the UNet's cross-attention sees both (2 x 32)
 TIME_EMBED = 8  # SDXL's addition_time_embed_dim, scaled down (SDXL: 256)

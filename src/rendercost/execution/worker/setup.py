@@ -22,8 +22,8 @@ from rendercost.db.engine import create_db_engine
 from rendercost.db.migrate import migrate
 from rendercost.domain.batch import BatchPlan, RenderResult
 from rendercost.domain.runner import Runner, StepCallback
-from rendercost.execution.worker import SettledHook, Worker
-from rendercost.execution.worker_pricing import WorkerPricing
+from rendercost.execution.worker.loop import SettledHook, Worker
+from rendercost.execution.worker.pricing import WorkerPricing
 from rendercost.ledger.catalog import PriceCatalog
 from rendercost.ledger.idle import IdleMeteredRunner, idle_meter
 from rendercost.queue.protocol import JobStore
@@ -31,7 +31,7 @@ from rendercost.queue.sql_store import SqlJobStore
 from rendercost.settings import Settings
 
 if TYPE_CHECKING:
-    from rendercost.execution.registry import ModelRegistry
+    from rendercost.execution.models.registry import ModelRegistry
 
 
 def default_worker_id() -> str:
@@ -74,9 +74,9 @@ def open_job_store(settings: Settings) -> Iterator[SqlJobStore]:
 def build_runner(settings: Settings, registry: ModelRegistry | None = None) -> Runner:
     """The diffusers runner over ``registry`` (default: a new one over the settings' models; loaded
     lazily, on first use), with the prompt embedding cache, as ``rendercost serve`` builds it."""
-    from rendercost.execution.prompt_embeddings import encoder_from_settings
-    from rendercost.execution.registry import ModelRegistry  # imports torch: only when rendering
-    from rendercost.execution.runner import DiffusersRunner
+    from rendercost.execution.models.registry import ModelRegistry  # imports torch: only when rendering
+    from rendercost.execution.pipeline.prompt_embeddings import encoder_from_settings
+    from rendercost.execution.pipeline.runner import DiffusersRunner
 
     registry = registry or ModelRegistry(settings)
     return DiffusersRunner(

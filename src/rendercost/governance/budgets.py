@@ -19,12 +19,12 @@ from enum import StrEnum
 
 from sqlalchemy import Connection, Engine, delete, func, or_, select, update
 
-from rendercost.admission.tables import GLOBAL_SCOPE, budget_reservations, budgets
 from rendercost.db.clock import Clock, utcnow
 from rendercost.db.types import Money, exact_sum
 from rendercost.domain.jobs import TERMINAL_STATES
 from rendercost.domain.money import ZERO
 from rendercost.errors import BudgetExceeded, InvalidRequest, NotFound
+from rendercost.governance.tables import GLOBAL_SCOPE, budget_reservations, budgets
 from rendercost.ledger.tables import cost_lines
 from rendercost.queue.tables import jobs
 

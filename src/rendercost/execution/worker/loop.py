@@ -31,9 +31,9 @@ from rendercost.batching.planner import BatchPlanner, PlannableJob
 from rendercost.domain.batch import BatchPlan
 from rendercost.domain.runner import Runner, StepCallback
 from rendercost.errors import InvalidRequest, RenderCostError
-from rendercost.execution.worker_leases import LeaseKeeper
-from rendercost.execution.worker_pricing import WorkerPricing
-from rendercost.execution.worker_settle import SUFFIXES, Embedder, SettledHook, Settler, WorkerStats
+from rendercost.execution.worker.leases import LeaseKeeper
+from rendercost.execution.worker.pricing import WorkerPricing
+from rendercost.execution.worker.settle import SUFFIXES, Embedder, SettledHook, Settler, WorkerStats
 from rendercost.queue.protocol import JobStore
 
 __all__ = ["SUFFIXES", "SettledHook", "Worker", "WorkerStats"]

@@ -1,0 +1,1 @@
+"""The worker: claim + plan -> run -> settle, one loop per device (``loop.Worker``)."""
