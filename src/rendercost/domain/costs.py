@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
@@ -114,6 +115,11 @@ class Receipt:
     def device_seconds(self) -> float:
         return sum(line.device_seconds for line in self.lines)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Receipt:
+        """The receipt back from ``to_dict``'s form (the totals are derived, not read)."""
+        return cls(tuple(CostLine.from_dict(line) for line in data.get("lines", ())))
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "lines": [line.to_dict() for line in self.lines],
@@ -121,3 +127,14 @@ class Receipt:
             "cost_avoided_usd": format(self.total_avoided, "f"),
             "device_seconds": self.device_seconds,
         }
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """Who and what a set of cost lines is billed to: the columns every ledger write repeats."""
+
+    tenant: str  # owner of the spend
+    model: str  # configured image model name ("" for lines that are no model's, e.g. idle time)
+    preset: str  # preset name ("" likewise)
+    request_class: str | None = None  # planning class (interactive, batch); None for idle time
+    tags: Mapping[str, str] = field(default_factory=dict)  # key and job tags (api_key, class, ...)

@@ -6,8 +6,9 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
 
+from rendercost.domain.costs import Attribution
+from rendercost.domain.results import JobResult
 from rendercost.domain.specs import Priority, RenderRequest
 from rendercost.errors import Conflict
 
@@ -67,8 +68,13 @@ class Job:
     not_before: datetime | None = None  # UTC; retry backoff
     last_error: str | None = None  # kept on retry and dead-letter
     progress: float = 0.0  # 0..1 while running
-    result: dict[str, Any] = field(default_factory=dict)  # artifact refs and receipts on success
+    result: JobResult | None = None  # stored images and their receipts; set once SUCCEEDED
     webhook_url: str | None = None  # POSTed on completion
     tags: dict[str, str] = field(default_factory=dict)  # tenant/key tags carried to cost lines
     started_at: datetime | None = None  # UTC, first claim
     finished_at: datetime | None = None  # UTC, terminal state reached
+
+    @property
+    def attribution(self) -> Attribution:
+        """Who and what this job's cost lines are billed to (its request, tenant and tags)."""
+        return self.request.attribution(self.tenant, self.tags)

@@ -9,10 +9,14 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import secrets
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
+from rendercost.domain.controls import CachePolicy, ClientInfo, RewriteRecord
+from rendercost.domain.costs import Attribution
 from rendercost.errors import InvalidRequest
 
 MAX_SEED = 2**32 - 1  # seeds index a torch.Generator; image i uses seed + i, so seed + n - 1 <= MAX_SEED
@@ -30,9 +34,45 @@ _SIZE_RE = re.compile(r"^\s*(\d+)\s*[xX*]\s*(\d+)\s*$")
 
 
 class OutputFormat(StrEnum):
+    """An output file's encoding; it knows its media type and file suffix (the only table of them)."""
+
     PNG = "png"
     WEBP = "webp"
     JPEG = "jpeg"
+
+    @property
+    def media_type(self) -> str:
+        """``image/png``, ``image/webp`` or ``image/jpeg``."""
+        return f"image/{self.value}"
+
+    @property
+    def suffix(self) -> str:
+        """The file name ending without the dot: ``png``, ``webp`` or ``jpg``."""
+        return "jpg" if self is OutputFormat.JPEG else self.value
+
+    @classmethod
+    def parse(cls, name: str, *, param: str = "format") -> OutputFormat:
+        """A format by name, case-insensitive, ``jpg`` meaning ``jpeg``; ``InvalidRequest`` otherwise."""
+        text = name.strip().lower()
+        try:
+            return cls("jpeg" if text == "jpg" else text)
+        except ValueError:
+            valid = ", ".join(format_.value for format_ in cls)
+            raise InvalidRequest(f"unknown format {name!r}; choose one of: {valid}", param=param) from None
+
+    @classmethod
+    def from_media_type(cls, media_type: str) -> OutputFormat:
+        """The format whose ``media_type`` this is; ``ValueError`` for any other."""
+        for format_ in cls:
+            if format_.media_type == media_type:
+                return format_
+        raise ValueError(f"no output format has media type {media_type!r}")
+
+    @classmethod
+    def from_suffix(cls, suffix: str) -> OutputFormat | None:
+        """The format a file name ending names (``.png``, ``jpg``, ``.JPEG``, ...), or None."""
+        text = suffix.lower().lstrip(".")
+        return cls.parse(text) if text in {"png", "webp", "jpeg", "jpg"} else None
 
 
 class Priority(StrEnum):
@@ -68,6 +108,24 @@ def check_size(width: int, height: int, *, min_side: int, max_side: int, param: 
         raise InvalidRequest(
             f"size {width}x{height}: each side must be between {min_side} and {max_side}", param=param
         )
+
+
+def check_seed(seed: int, n: int, *, param: str = "seed") -> None:
+    """The one seed rule: ``RANDOM_SEED`` (-1) or ``0 .. MAX_SEED - n + 1`` (image i uses seed + i)."""
+    last = MAX_SEED - n + 1
+    if seed != RANDOM_SEED and not 0 <= seed <= last:
+        raise InvalidRequest(
+            f"seed must be -1 (random) or between 0 and {last} for {n} image(s)", param=param
+        )
+
+
+def resolve_seed(seed: int | None, n: int, *, param: str = "seed") -> int:
+    """The first image's seed: checked with ``check_seed``; a random one (leaving room for ``n``
+    images) when ``seed`` is None or ``RANDOM_SEED``."""
+    if seed is None or seed == RANDOM_SEED:
+        return secrets.randbelow(MAX_SEED - n + 2)
+    check_seed(seed, n, param=param)
+    return seed
 
 
 @dataclass(frozen=True)
@@ -115,17 +173,25 @@ class RenderSpec:
 
 @dataclass(frozen=True)
 class RenderRequest:
-    """A client's ask: one spec template, ``n`` images, seeds ``seed .. seed + n - 1``."""
+    """A client's ask: one spec template, ``n`` images, seeds ``seed .. seed + n - 1``; frozen (admission
+    makes changed copies with ``dataclasses.replace``)."""
 
     spec: RenderSpec  # template; its seed is the first image's seed
     n: int = 1  # images, 1..max_n
     priority: Priority = Priority.INTERACTIVE  # planning class
     styles: tuple[str, ...] = ()  # style names applied before rendering (prompt rewriting)
-    extra: dict[str, Any] = field(default_factory=dict)  # free-form client metadata (e.g. OpenAI "user")
+    cache: CachePolicy = field(default_factory=CachePolicy)  # exact-result cache mode and outcome
+    rewrite: RewriteRecord | None = None  # the prompt rewrite done at admission, if any
+    client: ClientInfo = field(default_factory=ClientInfo)  # which door, which end user
 
     def image_specs(self) -> list[RenderSpec]:
         """One spec per image, with seeds ``seed + i``."""
         return [replace(self.spec, seed=self.spec.seed + i) for i in range(self.n)]
+
+    def attribution(self, tenant: str, tags: Mapping[str, str] | None = None) -> Attribution:
+        """Who and what this request's cost lines are billed to."""
+        spec = self.spec
+        return Attribution(tenant, spec.model, spec.preset, str(self.priority), dict(tags or {}))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -133,15 +199,21 @@ class RenderRequest:
             "n": self.n,
             "priority": str(self.priority),
             "styles": list(self.styles),
-            "extra": dict(self.extra),
+            "cache": self.cache.to_dict(),
+            "rewrite": self.rewrite.to_dict() if self.rewrite is not None else None,
+            "client": self.client.to_dict(),
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RenderRequest:
+        """The request back from ``to_dict``'s form (the current payload schema)."""
+        rewrite = data.get("rewrite")
         return cls(
             spec=RenderSpec.from_dict(data["spec"]),
             n=int(data.get("n", 1)),
             priority=Priority(data.get("priority", "interactive")),
             styles=tuple(data.get("styles", ())),
-            extra=dict(data.get("extra", {})),
+            cache=CachePolicy.from_dict(data.get("cache") or {}),
+            rewrite=RewriteRecord.from_dict(rewrite) if isinstance(rewrite, dict) else None,
+            client=ClientInfo.from_dict(data.get("client") or {}),
         )
