@@ -50,8 +50,8 @@ from rendercost.db.migrate import migrate
 from rendercost.domain.batch import BatchItem, BatchPlan, RenderedImage, RenderResult
 from rendercost.domain.costs import Stage
 from rendercost.domain.runner import Runner, StepCallback
-from rendercost.domain.specs import Priority, RenderRequest, RenderSpec
-from rendercost.execution.worker.loop import SUFFIXES, Worker
+from rendercost.domain.specs import OutputFormat, Priority, RenderRequest, RenderSpec
+from rendercost.execution.worker.loop import Worker
 from rendercost.execution.worker.pricing import WorkerPricing
 from rendercost.execution.worker.setup import build_runner
 from rendercost.queue.sql_store import SqlJobStore
@@ -209,7 +209,7 @@ def _plain_loop(runner: Runner, settings: Settings, lines: list[str], out: Path)
         items = tuple(BatchItem("", i, spec) for i, spec in enumerate(request.image_specs()))
         result = timed.run(BatchPlan(uuid.uuid4().hex, items))
         for image in result.images:
-            suffix = SUFFIXES[image.media_type]
+            suffix = OutputFormat.from_media_type(image.media_type).suffix
             (out / f"{number:05d}-{image.item.image_index}.{suffix}").write_bytes(image.data)
             images += 1
     return Measured(images, time.perf_counter() - start, timed.seconds)

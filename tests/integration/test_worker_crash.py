@@ -91,7 +91,7 @@ def test_sigkill_mid_batch_then_restart_bills_each_job_once(
     assert [job.state for job in jobs] == [JobState.SUCCEEDED] * JOBS
     for job in jobs:
         assert store.ledger.count_lines(job_id=job.id) == LINES_PER_JOB
-        assert len(job.result["images"]) == 1
+        assert job.result is not None and len(job.result.images) == 1
     # exactly one set of lines per job, nothing else billed to the tenant; the workers' idle time is
     # the machine's own lines (tenant IDLE_TENANT), not a job's
     assert {job.tenant for job in jobs} == {jobs[0].tenant}
@@ -103,7 +103,8 @@ def test_sigkill_mid_batch_then_restart_bills_each_job_once(
     artifacts = tmp_path / "data" / "artifacts"
     assert list(artifacts.rglob(f"{TEMP_PREFIX}*")) == []
     for job in jobs:
-        assert (artifacts / job.result["images"][0]["artifact_key"]).is_file()
+        assert job.result is not None
+        assert (artifacts / job.result.images[0].artifact_key).is_file()
 
 
 def test_sigterm_drains_and_exits_cleanly(tiny_model_dir: Path, tmp_path: Path) -> None:

@@ -1,9 +1,10 @@
 """The exact-result cache on the HTTP path: answer a repeat without queuing, and serve cached files.
 
 ``check_result_cache`` runs before enqueue: it reads ``Cache-Control`` (``no-cache``: skip the read,
-still store; ``no-store``: neither), records ``no-store`` on the request so the settle hook skips it,
-and returns the answer (its ledger lines already written) or None with the outcome for the response's
-``rendercost.cache.result``: ``"hit"``, ``"miss"``, ``"bypass"`` or ``"off"``. A seed the client left
+still store; ``no-store``: neither) and returns the answer (its ledger lines already written) or None,
+with a copy of the request whose ``cache`` policy records the mode (so the settle hook skips a
+``no-store`` one) and, on a miss, the outcome for the response's ``rendercost.cache.result``:
+``"miss"``, ``"bypass"`` or ``"off"``. A seed the client left
 random counts as ``no-store``. The images API answers with a ``CacheHit`` (``ResultCacheGate.lookup``);
 the jobs API with a job that succeeded without queuing (``ResultCacheGate.answer_as_job``).
 ``GET /v1/cached-images/{key}`` returns a cached file's bytes (hit responses point there).
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
+from dataclasses import replace
 from decimal import Decimal
 from typing import TypeVar
 
@@ -20,7 +22,8 @@ from fastapi import APIRouter, Request, Response
 
 from rendercost.api.deps import ApiServices, RateLimitedKey, blocking, services
 from rendercost.api.schemas import CacheInfo, ImageData, RenderCostInfo, StageCost
-from rendercost.caches.http_result import CACHE_EXTRA, OUTCOME_EXTRA, CacheHit, ResultCacheGate, cache_mode
+from rendercost.caches.http_result import CacheHit, ResultCacheGate
+from rendercost.domain.controls import CacheMode, CacheOutcome, CachePolicy
 from rendercost.domain.money import ZERO, usd_text
 from rendercost.domain.specs import RenderRequest
 from rendercost.errors import NotFound
@@ -37,17 +40,17 @@ async def check_result_cache(
     *,
     cache_control: str | None,
     random_seed: bool = False,
-) -> tuple[T | None, str]:
+) -> tuple[T | None, RenderRequest]:
     """``lookup(gate)`` (blocking; it writes the answer's ledger lines) when the request may read the
-    cache, and the outcome name for ``rendercost.cache.result``: ``"hit"``, ``"miss"``, ``"bypass"`` or
-    ``"off"`` (on a miss, also recorded on the request's ``extra["result_cache"]`` so the job's views
-    show it)."""
+    cache; its answer, or None with the request to enqueue: a copy whose ``cache`` policy holds the
+    mode and the outcome for ``rendercost.cache.result`` (``"miss"``, ``"bypass"`` or ``"off"``), so the
+    job's views show it. On a hit the request comes back unchanged."""
     if random_seed:  # the client asked for a random seed: never read nor store
         cache_control = "no-store"
-    answer, outcome = await _check(svc, render_request, lookup, cache_control=cache_control)
-    if answer is None:
-        render_request.extra[OUTCOME_EXTRA] = outcome
-    return answer, outcome
+    answer, policy = await _check(svc, render_request, lookup, cache_control=cache_control)
+    if answer is not None:
+        return answer, render_request
+    return None, replace(render_request, cache=policy)
 
 
 async def _check(
@@ -56,24 +59,24 @@ async def _check(
     lookup: Callable[[ResultCacheGate], T | None],
     *,
     cache_control: str | None,
-) -> tuple[T | None, str]:
+) -> tuple[T | None, CachePolicy]:
     gate = svc.result_cache
     if gate is None or not gate.enabled:
-        return None, "off"
-    mode = cache_mode(cache_control)
-    if mode == "no-store":
-        render_request.extra[CACHE_EXTRA] = "no-store"
-        return None, "bypass"
+        return None, replace(render_request.cache, outcome=CacheOutcome.OFF)
+    mode = CacheMode.from_header(cache_control)
+    policy = CachePolicy(mode, CacheOutcome.BYPASS)
+    if mode is CacheMode.NO_STORE:
+        return None, policy
     if gate.keys(render_request) is None:
-        return None, "bypass"  # a random seed is never cached
-    if mode == "no-cache":
-        return None, "bypass"
+        return None, policy  # a random seed is never cached
+    if mode is CacheMode.NO_CACHE:
+        return None, policy
     answer = await blocking(lookup, gate)
     svc.metrics.observe_cache_lookup("result", answer is not None)
     if answer is None:
-        return None, "miss"
+        return None, replace(policy, outcome=CacheOutcome.MISS)
     svc.metrics.observe_cache_hit("result")
-    return answer, "hit"
+    return answer, replace(policy, outcome=CacheOutcome.HIT)
 
 
 def hit_info(hit: CacheHit) -> RenderCostInfo:

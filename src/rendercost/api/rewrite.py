@@ -2,8 +2,8 @@
 
 A request asks for it with ``rewrite: true`` (an extension field) or a style that asks for it
 (``llm_gateway.builtin.REWRITE_STYLES``). The rewritten prompt replaces the spec's prompt (so the exact
-result cache keys on the FINAL prompt) and is kept, with who wrote it and its cache outcome, in
-``extra["rewrite"]``: the response's ``revised_prompt`` and ``rendercost.cache.rewrite`` come from
+result cache keys on the FINAL prompt) and is kept, with who wrote it and its cache outcome, as the
+request's ``rewrite`` record: the response's ``revised_prompt`` and ``rendercost.cache.rewrite`` come from
 there. ``X-Cache: bypass`` skips the semantic cache; ``X-Cache-Threshold: 0.97`` sets its threshold for
 this request. A rewrite that no longer fits the model's text encoder is dropped (the original renders).
 """
@@ -11,7 +11,6 @@ this request. A rewrite that no longer fits the model's text encoder is dropped 
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
 
 from fastapi import Request
 from starlette.datastructures import Headers
@@ -20,10 +19,10 @@ from rendercost.api.deps import ApiServices, admit, blocking, route_request, ser
 from rendercost.auth.keys import ApiKey
 from rendercost.domain.specs import RenderRequest
 from rendercost.errors import InvalidRequest, PromptTooLong
-from rendercost.ledger.pricing import REWRITE_EXTRA, REWRITE_LINE, rewrite_lines
+from rendercost.ledger.pricing import rewrite_lines
 from rendercost.llm_gateway.builtin import REWRITE_STYLES
 from rendercost.llm_gateway.gateway import Gateway
-from rendercost.llm_gateway.rewriter import LedgerContext, PromptRewriter, RewriteOutcome
+from rendercost.llm_gateway.rewriter import PromptRewriter, RewriteOutcome
 from rendercost.llm_gateway.types import RewriteRequest
 
 
@@ -47,7 +46,7 @@ def _threshold(headers: Headers) -> float | None:
 async def apply_rewrite(
     svc: ApiServices, render_request: RenderRequest, headers: Headers, *, tenant: str
 ) -> tuple[RenderRequest, RewriteOutcome | None]:
-    """The request with its prompt rewritten (and recorded in ``extra``), and the outcome."""
+    """The request with its prompt rewritten (and recorded as its ``rewrite``), and the outcome."""
     rewriter = svc.rewriter or PromptRewriter(Gateway([]))  # no chain configured: the builtin rewrite
     threshold = _threshold(headers)
     use_cache = headers.get("x-cache", "").strip().lower() != "bypass"
@@ -57,19 +56,14 @@ async def apply_rewrite(
     )
     outcome = await blocking(lambda: rewriter.rewrite(tenant, ask, use_cache=use_cache, threshold=threshold))
     result = outcome.result
-    record: dict[str, Any] = {
-        "original_prompt": spec.prompt,
-        **outcome.record(),
-        REWRITE_LINE: rewriter.line(outcome).to_dict(),  # split across the images by rewrite_lines
-    }
+    record = outcome.record(spec.prompt, rewriter.line(outcome))  # the line: split by rewrite_lines
     try:
         await blocking(lambda: svc.catalog.check_prompt(spec.model, result.prompt, param="prompt"))
     except PromptTooLong:
-        record["dropped"] = "too long for the model's text encoder"
-        return replace(render_request, extra={**render_request.extra, REWRITE_EXTRA: record}), outcome
+        record = replace(record, dropped="too long for the model's text encoder")
+        return replace(render_request, rewrite=record), outcome
     new_spec = replace(spec, prompt=result.prompt)
-    extra = {**render_request.extra, REWRITE_EXTRA: record}
-    return replace(render_request, spec=new_spec, extra=extra), outcome
+    return replace(render_request, spec=new_spec, rewrite=record), outcome
 
 
 async def admit_and_prepare(
@@ -95,12 +89,12 @@ async def record_rewrite(
     if outcome is None or svc.rewriter is None:
         return
     rewriter = svc.rewriter
-    spec = render_request.spec
-    context = LedgerContext(tenant, spec.model, spec.preset, str(render_request.priority), dict(tags))
+    attribution = render_request.attribution(tenant, tags)
     lines = rewrite_lines(render_request, job_id)
-    await blocking(lambda: rewriter.record(lines, ledger=context))
+    await blocking(lambda: rewriter.record(lines, attribution))
 
 
-def revised_prompt(extra: dict[str, Any]) -> str | None:
-    record = extra.get(REWRITE_EXTRA)
-    return str(record["revised_prompt"]) if isinstance(record, dict) and "dropped" not in record else None
+def revised_prompt(render_request: RenderRequest) -> str | None:
+    """The prompt the rewrite made, when it is what renders (None: not rewritten, or dropped)."""
+    record = render_request.rewrite
+    return record.revised_prompt if record is not None and record.used else None

@@ -30,14 +30,14 @@ from rendercost.api.translate import (
     preset_for_quality,
     resolve_model,
     resolve_preset,
-    resolve_seed,
     resolve_size,
 )
 from rendercost.api.views import image_url, parse_image_id, rendercost_info, result_images, rewrite_info
 from rendercost.api.waiting import wait_for_job
 from rendercost.auth.keys import ApiKey
+from rendercost.domain.controls import ClientInfo
 from rendercost.domain.jobs import Job, JobState
-from rendercost.domain.specs import RenderRequest
+from rendercost.domain.specs import RenderRequest, resolve_seed
 from rendercost.errors import Conflict, NotFound, RenderFailed
 
 router = APIRouter(tags=["images"])
@@ -60,9 +60,6 @@ def _to_request(request: Request, body: ImageGenerationRequest) -> RenderRequest
         if body.preset
         else preset_for_quality(svc.catalog, model, body.quality)
     )
-    extra = {"api": "openai", "response_format": body.response_format or "url"}
-    if body.user:
-        extra["user"] = body.user
     return build_request(
         prompt=body.prompt,
         negative_prompt="",
@@ -75,7 +72,7 @@ def _to_request(request: Request, body: ImageGenerationRequest) -> RenderRequest
         output_format=body.output_format or "png",
         priority="interactive",
         styles=(body.style,) if body.style else (),
-        extra=extra,
+        client=ClientInfo("openai", body.user or None, body.response_format or "url"),
     )
 
 
@@ -101,7 +98,7 @@ async def create_images(request: Request, body: ImageGenerationRequest, key: Aut
     svc = services(request)
     render_request = await blocking(_to_request, request, body)
     render_request, key, rewrite = await admit_and_prepare(request, key, render_request, rewrite=body.rewrite)
-    hit, _outcome = await check_result_cache(
+    hit, render_request = await check_result_cache(
         svc,
         render_request,
         lambda gate: gate.lookup(render_request, tenant=key.tenant, tags=_job_tags(key)),
@@ -111,10 +108,10 @@ async def create_images(request: Request, body: ImageGenerationRequest, key: Aut
     if hit is not None:  # its lines, the rewrite's share included, are written
         answer = await hit_data(svc, hit, str(request.base_url), b64=body.response_format == "b64_json")
         for item in answer:
-            item.revised_prompt = revised_prompt(render_request.extra)
+            item.revised_prompt = revised_prompt(render_request)
         info = hit_info(hit)
         info.cache.rewrite = rewrite.cache if rewrite is not None else "off"
-        info.rewrite = rewrite_info(render_request.extra)
+        info.rewrite = rewrite_info(render_request)
         return ImagesResponse(created=int(time.time()), data=answer, rendercost=info)
     enqueue = partial(svc.store.enqueue, key.tenant, render_request, tags=_job_tags(key))
     admit_and_enqueue = partial(enqueue_if_room, svc, enqueue, tenant=key.tenant, request=render_request)
@@ -132,13 +129,13 @@ async def create_images(request: Request, body: ImageGenerationRequest, key: Aut
     data: list[ImageData] = []
     if body.response_format == "b64_json":
         for image in images:
-            raw = await blocking(svc.artifacts.get, str(image["artifact_key"]))
+            raw = await blocking(svc.artifacts.get, image.artifact_key)
             data.append(ImageData(b64_json=base64.b64encode(raw).decode()))
     else:
         base = str(request.base_url)
-        data = [ImageData(url=image_url(base, job.id, int(image["index"]))) for image in images]
+        data = [ImageData(url=image_url(base, job.id, image.index)) for image in images]
     for item in data:
-        item.revised_prompt = revised_prompt(job.request.extra)
+        item.revised_prompt = revised_prompt(job.request)
     return ImagesResponse(created=int(time.time()), data=data, rendercost=rendercost_info(job))
 
 
@@ -161,20 +158,19 @@ async def get_image(
     svc = services(request)
     job_id, index = parse_image_id(image_id)
     job = await blocking(lambda: svc.store.get(job_id, tenant=key.tenant))
-    image = next((i for i in result_images(job) if i.get("index") == index), None)
+    image = job.result.image(index) if job.result is not None else None
     if image is None:
         raise NotFound(f"no image {image_id!r}", param="image_id")
-    media_type = str(image.get("media_type", "application/octet-stream"))
     if _wants_bytes(accept):
-        raw = await blocking(svc.artifacts.get, str(image["artifact_key"]))
-        return Response(content=raw, media_type=media_type)
+        raw = await blocking(svc.artifacts.get, image.artifact_key)
+        return Response(content=raw, media_type=image.media_type)
     return ImageMeta(
         id=image_id,
         job_id=job.id,
         index=index,
-        media_type=media_type,
-        seed=image.get("seed"),
-        size_bytes=image.get("size_bytes"),
+        media_type=image.media_type,
+        seed=image.seed,
+        size_bytes=image.size_bytes,
         url=image_url(str(request.base_url), job.id, index),
-        receipt=image.get("receipt"),
+        receipt=image.receipt.to_dict(),
     )

@@ -8,9 +8,10 @@ queued: the job comes back already succeeded, holding the cached files, at $0 wi
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from functools import partial
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
 
@@ -24,16 +25,14 @@ from rendercost.api.translate import (
     resolve_loras,
     resolve_model,
     resolve_preset,
-    resolve_seed,
     resolve_size,
 )
 from rendercost.api.views import job_view
 from rendercost.auth.keys import ApiKey
-from rendercost.caches.http_result import CACHE_EXTRA, OUTCOME_EXTRA
+from rendercost.domain.controls import CachePolicy, ClientInfo
 from rendercost.domain.jobs import JOB_ID_PREFIX, Job, JobState
-from rendercost.domain.specs import RenderRequest
+from rendercost.domain.specs import RenderRequest, resolve_seed
 from rendercost.errors import Conflict, InvalidRequest
-from rendercost.ledger.pricing import REWRITE_EXTRA
 from rendercost.queue.protocol import JobStore
 from rendercost.queue.tables import MAX_IDEMPOTENCY_KEY_LENGTH
 
@@ -49,9 +48,6 @@ def _to_request(request: Request, body: JobRequest) -> RenderRequest:
     svc.catalog.check_prompt(model, body.prompt, param="prompt")
     if body.negative_prompt:
         svc.catalog.check_prompt(model, body.negative_prompt, param="negative_prompt")
-    extra = {"api": "jobs"}
-    if body.user:
-        extra["user"] = body.user
     return build_request(
         prompt=body.prompt,
         negative_prompt=body.negative_prompt,
@@ -64,20 +60,19 @@ def _to_request(request: Request, body: JobRequest) -> RenderRequest:
         output_format=body.output_format,
         priority=body.priority,
         styles=tuple(body.styles),
-        extra=extra,
+        client=ClientInfo("jobs", body.user or None),
     )
 
 
-def _comparable(render_request: RenderRequest, seed_given: bool) -> dict[str, Any]:
-    data = render_request.to_dict()
-    for how_answered in (OUTCOME_EXTRA, CACHE_EXTRA):  # a replay may meet the cache the first missed
-        data["extra"].pop(how_answered, None)
-    rewrite = data["extra"].pop(REWRITE_EXTRA, None)  # a replay may be rewritten differently
-    if isinstance(rewrite, dict) and "original_prompt" in rewrite:
-        data["spec"]["prompt"] = rewrite["original_prompt"]
+def _comparable(render_request: RenderRequest, seed_given: bool) -> RenderRequest:
+    """What must match for an Idempotency-Key replay: the request as the client sent it."""
+    spec = render_request.spec
+    if render_request.rewrite is not None:  # a replay may be rewritten differently
+        spec = replace(spec, prompt=render_request.rewrite.original_prompt)
     if not seed_given:
-        data["spec"].pop("seed", None)
-    return data
+        spec = replace(spec, seed=0)
+    # a replay may meet the cache the first missed
+    return replace(render_request, spec=spec, cache=CachePolicy(), rewrite=None)
 
 
 async def view(request: Request, job: Job) -> JobOut:
@@ -107,7 +102,7 @@ async def submit_job(
     render_request, key, rewrite = await admit_and_prepare(request, key, render_request, rewrite=body.rewrite)
     tags = {**key.tags, "api_key": key.id}
     seed_given = body.seed not in (None, -1)
-    job, _outcome = await check_result_cache(
+    job, render_request = await check_result_cache(
         svc,
         render_request,
         lambda gate: gate.answer_as_job(

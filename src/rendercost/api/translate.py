@@ -8,15 +8,13 @@ fastest preset the model has a speed LoRA for. Both tables are in the README.
 from __future__ import annotations
 
 import re
-import secrets
 from collections.abc import Collection
 from pathlib import Path
 from typing import Protocol
 
+from rendercost.domain.controls import ClientInfo
 from rendercost.domain.presets import DEFAULT_PRESET, get_preset
 from rendercost.domain.specs import (
-    MAX_SEED,
-    RANDOM_SEED,
     LoraRef,
     OutputFormat,
     Priority,
@@ -157,15 +155,6 @@ def check_n(settings: Settings, n: int) -> int:
     return n
 
 
-def resolve_seed(seed: int | None, n: int) -> int:
-    """The first image's seed; random when None or -1. Seeds ``seed .. seed + n - 1`` must fit."""
-    if seed is None or seed == RANDOM_SEED:
-        return secrets.randbelow(MAX_SEED - n + 2)
-    if seed + n - 1 > MAX_SEED:
-        raise InvalidRequest(f"seed + n - 1 must be at most {MAX_SEED}", param="seed")
-    return seed
-
-
 def resolve_loras(catalog: ModelCatalog, model: str, loras: list[tuple[str, float]]) -> tuple[LoraRef, ...]:
     refs = []
     for i, (name, weight) in enumerate(loras):
@@ -191,7 +180,7 @@ def build_request(
     output_format: str,
     priority: str,
     styles: tuple[str, ...],
-    extra: dict[str, str],
+    client: ClientInfo,
 ) -> RenderRequest:
     width, height = size
     spec = RenderSpec(
@@ -205,4 +194,4 @@ def build_request(
         loras=loras,
         output_format=OutputFormat(output_format),
     )
-    return RenderRequest(spec=spec, n=n, priority=Priority(priority), styles=styles, extra=extra)
+    return RenderRequest(spec=spec, n=n, priority=Priority(priority), styles=styles, client=client)

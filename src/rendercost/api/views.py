@@ -12,9 +12,12 @@ from decimal import Decimal
 from typing import Any
 
 from rendercost.api.schemas import CacheInfo, ImageRef, JobOut, RenderCostInfo, RewriteInfo, StageCost
+from rendercost.domain.controls import CacheMode, CacheOutcome, RewriteRecord
 from rendercost.domain.costs import Stage
 from rendercost.domain.jobs import Job, JobState
 from rendercost.domain.money import usd_text
+from rendercost.domain.results import ImageResult
+from rendercost.domain.specs import RenderRequest
 from rendercost.errors import NotFound
 
 _STAGE_ORDER = {str(stage): i for i, stage in enumerate(Stage)}
@@ -41,15 +44,14 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def result_images(job: Job) -> list[dict[str, Any]]:
-    images = job.result.get("images", [])
-    return [image for image in images if isinstance(image, dict)]
+def result_images(job: Job) -> tuple[ImageResult, ...]:
+    """The job's stored images in index order (none until it succeeded)."""
+    return job.result.images if job.result is not None else ()
 
 
 def _lines(job: Job) -> Iterable[dict[str, Any]]:
     for image in result_images(job):
-        receipt = image.get("receipt") or {}
-        yield from receipt.get("lines", [])
+        yield from image.receipt.to_dict()["lines"]
 
 
 def rendercost_info(job: Job) -> RenderCostInfo:
@@ -68,32 +70,66 @@ def rendercost_info(job: Job) -> RenderCostInfo:
         StageCost(stage=stage, device_seconds=seconds[stage], cost_usd=usd_text(costs[stage]))
         for stage in sorted(costs, key=lambda s: _STAGE_ORDER.get(s, len(_STAGE_ORDER)))
     ]
-    total = job.result.get("cost_usd")
-    cost = usd_text(Decimal(str(total)) if total is not None else sum(costs.values(), Decimal(0)))
+    total = job.result.cost if job.result is not None else sum(costs.values(), Decimal(0))
     cache = CacheInfo(**{name: "hit" for name in _CACHES if name in hits})
     if "result" not in hits:
-        cache.result = str(job.request.extra.get("result_cache", "off"))  # set by api.result_cache
-    rewrite = job.request.extra.get("rewrite")
-    if isinstance(rewrite, dict) and "cache" in rewrite:
-        cache.rewrite = str(rewrite["cache"])  # set by api.rewrite
+        cache.result = str(job.request.cache.outcome)  # set by api.result_cache
+    if job.request.rewrite is not None:
+        cache.rewrite = str(job.request.rewrite.cache)  # set by api.rewrite
     return RenderCostInfo(
-        job_id=job.id, cost_usd=cost, stages=stages, cache=cache, rewrite=rewrite_info(job.request.extra)
+        job_id=job.id, cost_usd=usd_text(total), stages=stages, cache=cache, rewrite=rewrite_info(job.request)
     )
 
 
-def rewrite_info(extra: dict[str, Any]) -> RewriteInfo | None:
+def rewrite_info(render_request: RenderRequest) -> RewriteInfo | None:
     """The ``rendercost.rewrite`` object from a request's rewrite record (None when not rewritten)."""
-    record = extra.get("rewrite")
-    if not isinstance(record, dict) or "provider" not in record:
+    record = render_request.rewrite
+    if record is None:
         return None
     return RewriteInfo(
-        provider=str(record["provider"]),
-        model=str(record.get("model", "")),
-        input_tokens=int(record.get("input_tokens", 0)),
-        output_tokens=int(record.get("output_tokens", 0)),
-        fallback=bool(record.get("fallback", False)),
-        dropped=record.get("dropped"),
+        provider=record.provider,
+        model=record.model,
+        input_tokens=record.input_tokens,
+        output_tokens=record.output_tokens,
+        fallback=record.fallback,
+        dropped=record.dropped,
     )
+
+
+def request_json(render_request: RenderRequest) -> dict[str, Any]:
+    """A job's ``request`` as the jobs API shows it: the spec, count, priority and styles, and an
+    ``extra`` object with the door (``api``, ``response_format``, ``user``), the ``rewrite`` record,
+    ``cache: "no-store"`` and the result cache's ``result_cache`` outcome, each only when set."""
+    data = render_request.to_dict()
+    extra: dict[str, Any] = {}
+    client = render_request.client
+    if client.api:
+        extra["api"] = client.api
+    if client.response_format is not None:
+        extra["response_format"] = client.response_format
+    if client.user is not None:
+        extra["user"] = client.user
+    if render_request.rewrite is not None:
+        extra["rewrite"] = _rewrite_json(render_request.rewrite)
+    policy = render_request.cache
+    if policy.mode is CacheMode.NO_STORE:
+        extra["cache"] = str(policy.mode)
+    if client.api and policy.outcome is not CacheOutcome.HIT:  # an HTTP door that enqueued the job
+        extra["result_cache"] = str(policy.outcome)
+    return {
+        "spec": data["spec"],
+        "n": data["n"],
+        "priority": data["priority"],
+        "styles": data["styles"],
+        "extra": extra,
+    }
+
+
+def _rewrite_json(record: RewriteRecord) -> dict[str, Any]:
+    data = record.to_dict()
+    if record.dropped is None:
+        del data["dropped"]  # present only when the rewrite was dropped
+    return data
 
 
 def job_receipt(job: Job) -> dict[str, Any] | None:
@@ -111,15 +147,14 @@ def job_view(
     spec = job.request.spec
     results = [
         ImageRef(
-            id=image_id(job.id, int(image["index"])),
-            index=int(image["index"]),
-            url=image_url(base_url, job.id, int(image["index"])),
-            media_type=str(image.get("media_type", "application/octet-stream")),
-            seed=image.get("seed"),
-            receipt=image.get("receipt"),
+            id=image_id(job.id, image.index),
+            index=image.index,
+            url=image_url(base_url, job.id, image.index),
+            media_type=image.media_type,
+            seed=image.seed,
+            receipt=image.receipt.to_dict(),
         )
         for image in result_images(job)
-        if "index" in image
     ]
     succeeded = job.state == JobState.SUCCEEDED
     return JobOut(
@@ -139,7 +174,7 @@ def job_view(
         attempts=job.attempts,
         error=job.last_error if job.state == JobState.FAILED else None,
         webhook_url=job.webhook_url,
-        request=job.request.to_dict(),
+        request=request_json(job.request),
         results=results,
         receipt=job_receipt(job),
         rendercost=rendercost_info(job) if succeeded else None,

@@ -27,9 +27,10 @@ import zlib
 from typing import Any
 from xml.sax.saxutils import escape, unescape
 
+from rendercost.domain.specs import OutputFormat
+
 KEYWORD = b"rendercost"  # PNG text keyword
 XMP_NAMESPACE = "urn:rendercost:xmp:1.0/"  # XMP namespace of the rendercost:payload property
-MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _XMP_APP1_ID = b"http://ns.adobe.com/xap/1.0/\x00"
@@ -45,22 +46,22 @@ def embed_receipt(data: bytes, media_type: str, payload: dict[str, Any]) -> byte
     Raises ``ValueError`` for a media type other than PNG/JPEG/WebP or a file that is not one.
     """
     text = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    if media_type == MEDIA_TYPES["png"]:
+    if media_type == OutputFormat.PNG.media_type:
         return _png_embed(data, text)
-    if media_type == MEDIA_TYPES["jpeg"]:
+    if media_type == OutputFormat.JPEG.media_type:
         return _jpeg_embed(data, _xmp_packet(text))
-    if media_type == MEDIA_TYPES["webp"]:
+    if media_type == OutputFormat.WEBP.media_type:
         return _webp_embed(data, _xmp_packet(text))
     raise ValueError(f"cannot embed a receipt in {media_type!r}")
 
 
 def read_receipt(data: bytes, media_type: str) -> dict[str, Any] | None:
     """The payload ``embed_receipt`` wrote, or None when the file holds none."""
-    if media_type == MEDIA_TYPES["png"]:
+    if media_type == OutputFormat.PNG.media_type:
         text = _png_read(data)
-    elif media_type == MEDIA_TYPES["jpeg"]:
+    elif media_type == OutputFormat.JPEG.media_type:
         text = _xmp_payload(_jpeg_read_xmp(data))
-    elif media_type == MEDIA_TYPES["webp"]:
+    elif media_type == OutputFormat.WEBP.media_type:
         text = _xmp_payload(_webp_read_xmp(data))
     else:
         raise ValueError(f"cannot read a receipt from {media_type!r}")

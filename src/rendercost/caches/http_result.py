@@ -12,8 +12,8 @@
   lines and artifact rows (``JobStore.add_answered``, one transaction); the async jobs API;
 - ``store(job)``: after a job succeeded, remember each of its images (``no-store`` requests are skipped).
 
-Controls come from ``Cache-Control`` (``cache_mode``): ``no-cache`` skips the read but still stores,
-``no-store`` neither reads nor stores (recorded on the job's ``extra["cache"]``).
+Controls come from ``Cache-Control`` (``domain.controls.CacheMode.from_header``): ``no-cache`` skips the
+read but still stores, ``no-store`` neither reads nor stores (recorded on the request's ``cache`` policy).
 """
 
 from __future__ import annotations
@@ -29,30 +29,20 @@ from sqlalchemy import Engine
 
 from rendercost.artifacts.protocol import ArtifactRef, ArtifactStore
 from rendercost.caches.result_cache import CachedResult, ResultCache, result_key
+from rendercost.domain.controls import CacheOutcome
 from rendercost.domain.costs import CostLine, Receipt, Stage
 from rendercost.domain.jobs import Job, JobState, new_job_id
-from rendercost.domain.money import ZERO, usd_text
+from rendercost.domain.money import ZERO
+from rendercost.domain.results import ImageResult, JobResult
 from rendercost.domain.specs import RANDOM_SEED, RenderRequest
 from rendercost.errors import NotFound
 from rendercost.ledger.ledger import Ledger
 from rendercost.ledger.pricing import rewrite_lines
 from rendercost.queue.protocol import JobStore
 
-CACHE_EXTRA = "cache"  # RenderRequest.extra key holding the request's cache mode ("no-store")
-OUTCOME_EXTRA = "result_cache"  # RenderRequest.extra key: the lookup's outcome (miss, bypass, off)
 HIT_PREFIX = "cache-"  # ids of cache answers (never a queued job's id)
 
 Fingerprint = Callable[[str], str]  # model name -> weights fingerprint
-
-
-def cache_mode(cache_control: str | None) -> str:
-    """``Cache-Control`` -> ``"default"``, ``"no-cache"`` (skip the read, still store) or ``"no-store"``."""
-    directives = {part.strip().lower() for part in (cache_control or "").split(",")}
-    if "no-store" in directives:
-        return "no-store"
-    if "no-cache" in directives:
-        return "no-cache"
-    return "default"
 
 
 @dataclass(frozen=True)
@@ -117,17 +107,9 @@ class ResultCacheGate:
             return None
         hit_id = f"{HIT_PREFIX}{uuid.uuid4().hex}"
         receipts = answer_receipts(request, entries, hit_id)
-        spec = request.spec
+        lines = [line for receipt in receipts for line in receipt.lines]
         with self._engine.begin() as conn:
-            self._ledger.insert_lines(
-                conn,
-                [line for receipt in receipts for line in receipt.lines],
-                tenant=tenant,
-                model=spec.model,
-                preset=spec.preset,
-                request_class=str(request.priority),
-                tags=tags,
-            )
+            self._ledger.insert_lines(conn, lines, request.attribution(tenant, tags))
         return CacheHit(id=hit_id, entries=entries, receipts=receipts)
 
     def answer_as_job(
@@ -152,29 +134,24 @@ class ResultCacheGate:
             return None
         job_id = new_job_id()
         receipts = answer_receipts(request, entries, job_id)
-        images = [
-            {
-                "index": i,
-                "artifact_key": entry.location,
-                "media_type": entry.media_type,
-                "seed": entry.receipt.get("seed"),
-                "size_bytes": ref.size_bytes,
-                "receipt": receipt.to_dict(),
-                "cache_key": entry.key,
-            }
+        images = tuple(
+            ImageResult(
+                index=i,
+                artifact_key=entry.location,
+                media_type=entry.media_type,
+                seed=int(entry.receipt.get("seed", request.spec.seed + i)),
+                size_bytes=ref.size_bytes,
+                receipt=receipt,
+                cache_key=entry.key,
+            )
             for i, (entry, receipt, (ref, _)) in enumerate(zip(entries, receipts, refs, strict=True))
-        ]
-        result = {
-            "images": images,
-            "cost_usd": usd_text(sum((receipt.total for receipt in receipts), ZERO)),
-            "cost_avoided_usd": usd_text(sum((receipt.total_avoided for receipt in receipts), ZERO)),
-            "device": "",
-            "batch_ids": [],
-        }
+        )
+        result = JobResult(images)
+        answered = replace(request, cache=replace(request.cache, outcome=CacheOutcome.HIT))
         return store.add_answered(
             job_id,
             tenant,
-            request,
+            answered,
             result=result,
             cost_lines=[line for receipt in receipts for line in receipt.lines],
             artifacts=refs,
@@ -189,20 +166,18 @@ class ResultCacheGate:
 
     def store(self, job: Job) -> int:
         """Blocking. Remember a succeeded job's images; return how many were stored."""
-        if job.state != JobState.SUCCEEDED or job.request.extra.get(CACHE_EXTRA) == "no-store":
+        if job.state != JobState.SUCCEEDED or job.result is None or not job.request.cache.stores:
             return 0
         keys = self.keys(job.request)
         if keys is None:
             return 0
         stored = 0
-        for image in job.result.get("images", []):
-            index = image.get("index")
-            if not isinstance(index, int) or not 0 <= index < len(keys) or "artifact_key" not in image:
+        for image in job.result.images:
+            if not 0 <= image.index < len(keys):
                 continue
-            payload = {"seed": image.get("seed"), "receipt": image.get("receipt") or {}}
-            media_type = str(image.get("media_type", "application/octet-stream"))
+            payload = {"seed": image.seed, "receipt": image.receipt.to_dict()}
             self.cache.put(
-                keys[index], location=str(image["artifact_key"]), media_type=media_type, receipt=payload
+                keys[image.index], location=image.artifact_key, media_type=image.media_type, receipt=payload
             )
             stored += 1
         return stored

@@ -39,8 +39,8 @@ from rendercost.cli.common import cli_errors, load_settings
 from rendercost.domain.jobs import Job, JobState
 from rendercost.domain.money import ZERO, usd_text
 from rendercost.domain.runner import Runner
-from rendercost.domain.specs import RenderRequest
-from rendercost.execution.worker.loop import SUFFIXES, Worker
+from rendercost.domain.specs import OutputFormat, RenderRequest
+from rendercost.execution.worker.loop import Worker
 from rendercost.execution.worker.pricing import WorkerPricing
 from rendercost.execution.worker.setup import (
     LockedRunner,
@@ -179,11 +179,11 @@ def _progress_bar(console: Console, run: BatchRun) -> Iterator[Callable[[], None
 def _copy_images(artifacts: LocalArtifactStore, out: Path, jobs: dict[int, Job]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for number, job in sorted(jobs.items()):
-        for image in job.result.get("images", []) if job.state is JobState.SUCCEEDED else []:
-            suffix = SUFFIXES.get(image["media_type"], "bin")
-            source = artifacts.local_path(image["artifact_key"])
+        for image in job.result.images if job.state is JobState.SUCCEEDED and job.result else ():
+            suffix = OutputFormat.from_media_type(image.media_type).suffix
+            source = artifacts.local_path(image.artifact_key)
             assert source is not None
-            shutil.copyfile(source, out / f"{number:05d}-{image['index']}.{suffix}")
+            shutil.copyfile(source, out / f"{number:05d}-{image.index}.{suffix}")
 
 
 def _summary(
@@ -191,17 +191,16 @@ def _summary(
 ) -> dict[str, Any]:
     """Totals over the file: images delivered, failed lines, device time, cost, batch fill."""
     succeeded = [job for job in final.values() if job.state is JobState.SUCCEEDED]
-    images = [image for job in succeeded for image in job.result.get("images", [])]
+    results = [job.result for job in succeeded if job.result is not None]
+    images = [image for result in results for image in result.images]
     batch_sizes: dict[str, int] = {}
     for image in images:
-        for line in image["receipt"]["lines"]:
-            if line["batch_id"]:
-                batch_sizes[line["batch_id"]] = line["batch_size"]
-    cost = sum((Decimal(job.result["cost_usd"]) for job in succeeded), ZERO)
-    answered = [job for job in succeeded if not job.result.get("batch_ids")]  # no pipeline call: cached
-    avoided = sum(
-        (Decimal(line["cost_avoided_usd"]) for image in images for line in image["receipt"]["lines"]), ZERO
-    )
+        for line in image.receipt.lines:
+            if line.batch_id:
+                batch_sizes[line.batch_id] = line.batch_size
+    cost = sum((result.cost for result in results), ZERO)
+    answered = [result for result in results if result.answered_from_cache]  # no pipeline call: cached
+    avoided = sum((result.cost_avoided for result in results), ZERO)
     failed_lines = len(bad) + sum(job.state is not JobState.SUCCEEDED for job in by_line.values())
     fill = sum(batch_sizes.values()) / len(batch_sizes) / max_batch if batch_sizes else 0.0
     return {
@@ -211,7 +210,7 @@ def _summary(
         "already_done": already_done,
         "from_cache": len(answered),
         "cost_avoided_usd": usd_text(avoided),
-        "device_seconds": round(sum(image["receipt"]["device_seconds"] for image in images), 6),
+        "device_seconds": round(sum(image.receipt.device_seconds for image in images), 6),
         "cost_usd": usd_text(cost),
         "cost_per_render_usd": str((cost / len(images)).quantize(Decimal("1e-10"))) if images else "0",
         "batch_fill_ratio": round(fill, 4),

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from rendercost.caches.http_result import CACHE_EXTRA
+from rendercost.domain.controls import CacheMode, CachePolicy
 from rendercost.domain.presets import DEFAULT_PRESET, get_preset
 from rendercost.domain.specs import (
-    MAX_SEED,
     RANDOM_SEED,
     OutputFormat,
     Priority,
@@ -26,12 +24,12 @@ from rendercost.domain.specs import (
     RenderSpec,
     check_size,
     parse_size,
+    resolve_seed,
 )
 from rendercost.errors import InvalidRequest, UnknownModel
 from rendercost.settings import Settings
 
 FIELDS = ("prompt", "negative", "preset", "size", "n", "seed", "model", "format")
-FORMAT_ALIASES = {"jpg": "jpeg"}
 
 
 @dataclass(frozen=True)
@@ -95,11 +93,11 @@ def parse_line(line: str, settings: Settings) -> RenderRequest:
         preset=preset,
         width=width,
         height=height,
-        seed=_seed(seed, n),
-        output_format=_format(_text(data, "format", "png")),
+        seed=resolve_seed(seed, n),
+        output_format=OutputFormat.parse(_text(data, "format", "png")),
     )
-    extra = {CACHE_EXTRA: "no-store"} if seed == RANDOM_SEED else {}  # a random seed is never cached
-    return RenderRequest(spec=spec, n=n, priority=Priority.BATCH, extra=extra)
+    mode = CacheMode.NO_STORE if seed == RANDOM_SEED else CacheMode.DEFAULT  # a random seed is never cached
+    return RenderRequest(spec=spec, n=n, priority=Priority.BATCH, cache=CachePolicy(mode))
 
 
 def _text(data: dict[str, Any], name: str, default: str | None) -> str:
@@ -118,24 +116,8 @@ def _integer(data: dict[str, Any], name: str, default: int) -> int:
     return value
 
 
-def _seed(seed: int, n: int) -> int:
-    if seed == RANDOM_SEED:
-        return secrets.randbelow(MAX_SEED - n + 2)
-    if not 0 <= seed <= MAX_SEED - n + 1:
-        raise InvalidRequest(f"seed must be -1 (random) or between 0 and {MAX_SEED - n + 1}", param="seed")
-    return seed
-
-
 def _model(name: str, settings: Settings) -> str:
     known = {settings.default_model, *settings.models}
     if name not in known:
         raise UnknownModel(f"unknown model {name!r}; configured: {', '.join(sorted(known))}", param="model")
     return name
-
-
-def _format(name: str) -> OutputFormat:
-    try:
-        return OutputFormat(FORMAT_ALIASES.get(name.lower(), name.lower()))
-    except ValueError:
-        valid = ", ".join(OutputFormat)
-        raise InvalidRequest(f"format {name!r} is not one of: {valid}", param="format") from None

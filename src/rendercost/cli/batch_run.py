@@ -15,7 +15,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from rendercost.caches.http_result import CACHE_EXTRA
 from rendercost.cli.batch_lines import BatchLine
 from rendercost.domain.jobs import TERMINAL_STATES, Job, JobState
 from rendercost.domain.money import ZERO
@@ -50,7 +49,7 @@ def enqueue_lines(
     line number -> job."""
     jobs: dict[int, Job] = {}
     for line in lines:
-        cacheable = answer is not None and line.request.extra.get(CACHE_EXTRA) != "no-store"
+        cacheable = answer is not None and line.request.cache.stores  # a no-store line is never looked up
         for attempt in range(1, RETRY_KEY_LIMIT + 1):
             key = line.idempotency_key if attempt == 1 else f"{line.idempotency_key}-r{attempt}"
             answered = answer(line.request, key) if answer is not None and cacheable else None
@@ -142,6 +141,6 @@ class BatchRun:
     def _count(self, job: Job) -> None:
         if job.state is JobState.SUCCEEDED:
             self.progress.done += 1
-            self.progress.cost += Decimal(str(job.result.get("cost_usd", "0")))
+            self.progress.cost += job.result.cost if job.result is not None else ZERO
         else:
             self.progress.failed += 1

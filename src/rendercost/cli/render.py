@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
 import sys
 import tempfile
 import uuid
@@ -35,7 +34,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from rendercost.artifacts.local import LocalArtifactStore
-from rendercost.artifacts.metadata import MEDIA_TYPES, embed_receipt
+from rendercost.artifacts.metadata import embed_receipt
 from rendercost.caches.http_result import hit_receipt
 from rendercost.caches.result_cache import ResultCache, result_key
 from rendercost.cli.common import cli_errors, load_settings
@@ -43,11 +42,20 @@ from rendercost.cli.render_rewrite import CliRewrite, rewrite_spec
 from rendercost.db.engine import create_db_engine
 from rendercost.db.migrate import migrate
 from rendercost.domain.batch import BatchItem, BatchPlan
+from rendercost.domain.controls import RewriteRecord
 from rendercost.domain.costs import CostLine, PricingModel, Receipt
 from rendercost.domain.money import ZERO, quantize
 from rendercost.domain.presets import DEFAULT_PRESET, get_preset
 from rendercost.domain.runner import StepCallback
-from rendercost.domain.specs import MAX_SEED, RANDOM_SEED, OutputFormat, RenderSpec, check_size, parse_size
+from rendercost.domain.specs import (
+    RANDOM_SEED,
+    OutputFormat,
+    RenderSpec,
+    check_seed,
+    check_size,
+    parse_size,
+    resolve_seed,
+)
 from rendercost.errors import InvalidRequest
 from rendercost.ledger.catalog import PriceCatalog
 from rendercost.ledger.pricing import DEVICE_HOUR, GB_MONTH, price_batch, price_storage, split_line
@@ -59,8 +67,6 @@ if TYPE_CHECKING:
 
 STORAGE_BACKEND = "local"  # the CLI writes to this machine's disk
 _UNIT_SHORT = {DEVICE_HOUR: "h", GB_MONTH: "GB-mo"}
-_SUFFIX_FORMATS = {".png": OutputFormat.PNG, ".webp": OutputFormat.WEBP, ".jpg": OutputFormat.JPEG}
-_SUFFIX_FORMATS[".jpeg"] = OutputFormat.JPEG
 
 
 @dataclass(frozen=True)
@@ -163,15 +169,10 @@ def _with_model_path(settings: Settings, model: str | None) -> Settings:
 
 def _output_format(fmt: str | None, out: Path | None) -> OutputFormat:
     """``--format``, else the format ``--out``'s suffix names, else PNG; they must agree."""
-    implied = _SUFFIX_FORMATS.get(out.suffix.lower()) if out is not None else None
+    implied = OutputFormat.from_suffix(out.suffix) if out is not None else None
     if fmt is None:
         return implied or OutputFormat.PNG
-    try:
-        chosen = OutputFormat(fmt.lower())
-    except ValueError:
-        raise InvalidRequest(
-            f"unknown format {fmt!r}; choose one of: {', '.join(OutputFormat)}", param="format"
-        ) from None
+    chosen = OutputFormat.parse(fmt)
     if implied is not None and implied is not chosen:
         raise InvalidRequest(f"--out {out} is a {implied} file name but --format is {chosen}", param="format")
     return chosen
@@ -185,9 +186,7 @@ def _check_request(spec: RenderSpec, n: int, settings: Settings) -> None:
     check_size(spec.width, spec.height, min_side=settings.min_side, max_side=settings.max_side)
     if not 1 <= n <= settings.max_n:
         raise InvalidRequest(f"--n {n} is outside 1..{settings.max_n}", param="n")
-    last_seed = MAX_SEED - n + 1
-    if not RANDOM_SEED <= spec.seed <= last_seed:
-        raise InvalidRequest(f"--seed {spec.seed} is outside -1..{last_seed} for {n} image(s)", param="seed")
+    check_seed(spec.seed, n)
 
 
 def _check_with_model(registry: ModelRegistry, spec: RenderSpec, truncate: bool) -> RenderSpec:
@@ -203,16 +202,14 @@ def _check_with_model(registry: ModelRegistry, spec: RenderSpec, truncate: bool)
 
 def _resolve_seed(spec: RenderSpec, n: int) -> RenderSpec:
     """``spec`` with a random seed (-1) replaced by one that leaves room for ``n`` images."""
-    if spec.seed != RANDOM_SEED:
-        return spec
-    return replace(spec, seed=secrets.randbelow(MAX_SEED - n + 2))
+    return replace(spec, seed=resolve_seed(spec.seed, n))
 
 
 def _expand(spec: RenderSpec, n: int, out: Path | None, *, use_cache: bool) -> _Request:
     """One spec per image (seeds ``spec.seed`` ..), and the output paths checked."""
     spec = _resolve_seed(spec, n)
     specs = tuple(replace(spec, seed=spec.seed + i) for i in range(n))
-    base = out if out is not None else Path.cwd() / f"rendercost-{spec.seed}.{spec.output_format}"
+    base = out if out is not None else Path.cwd() / f"rendercost-{spec.seed}.{spec.output_format.suffix}"
     return _Request(specs, _output_paths(base, n), use_cache)
 
 
@@ -327,7 +324,7 @@ class _Renderer:
                     status = "bypass"
                     if cache is not None and store is not None:
                         ref = store.put(
-                            data, media_type=image.media_type, suffix=str(image.item.spec.output_format)
+                            data, media_type=image.media_type, suffix=image.item.spec.output_format.suffix
                         )
                         cache.put(keys[i], location=ref.key, media_type=image.media_type, receipt=payload)
                         status = "miss"
@@ -389,7 +386,7 @@ def _report(outcomes: Sequence[_Outcome], json_output: bool, rewritten: CliRewri
                 {
                     "path": str(outcome.path),
                     "seed": outcome.spec.seed,
-                    "media_type": MEDIA_TYPES[str(outcome.spec.output_format)],
+                    "media_type": outcome.spec.output_format.media_type,
                     "prompt": outcome.spec.prompt,
                     "receipt": outcome.receipt.to_dict(),
                     "cache": outcome.cache,
@@ -400,7 +397,7 @@ def _report(outcomes: Sequence[_Outcome], json_output: bool, rewritten: CliRewri
             "cost_avoided_usd": format(sum((o.receipt.total_avoided for o in outcomes), ZERO), "f"),
         }
         if rewritten is not None:
-            document["rewrite"] = {"original_prompt": rewritten.original_prompt, **rewritten.record}
+            document["rewrite"] = _rewrite_json(rewritten.record)
         print(json.dumps(document, indent=2))
         return
     console = Console()
@@ -412,13 +409,23 @@ def _report(outcomes: Sequence[_Outcome], json_output: bool, rewritten: CliRewri
         console.print(f"total for {len(outcomes)} images: ${_usd(total)}")
 
 
+def _rewrite_json(record: RewriteRecord) -> dict[str, Any]:
+    """The ``rewrite`` object of ``--json``: the record without its line (the receipts carry it), and
+    ``dropped`` only when the rewrite was dropped."""
+    data = record.to_dict()
+    del data["line"]
+    if record.dropped is None:
+        del data["dropped"]
+    return data
+
+
 def _rewrite_summary(rewritten: CliRewrite) -> str:
     record = rewritten.record
-    who = f"{record['provider']}/{record['model']}" + (" (fallback)" if record["fallback"] else "")
-    tokens = f"{record['input_tokens']}+{record['output_tokens']} tokens, rewrite cache {record['cache']}"
-    if "dropped" in record:
-        return f"rewrite by {who} dropped, {record['dropped']}; rendered the prompt as given ({tokens})"
-    return f"prompt rewritten by {who} ({tokens}):\n  {record['revised_prompt']}"
+    who = f"{record.provider}/{record.model}" + (" (fallback)" if record.fallback else "")
+    tokens = f"{record.input_tokens}+{record.output_tokens} tokens, rewrite cache {record.cache}"
+    if not record.used:
+        return f"rewrite by {who} dropped, {record.dropped}; rendered the prompt as given ({tokens})"
+    return f"prompt rewritten by {who} ({tokens}):\n  {record.revised_prompt}"
 
 
 def _receipt_table(outcome: _Outcome) -> Table:

@@ -12,10 +12,11 @@ catalog's price) is split across the images' receipts.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rendercost.db.engine import create_db_engine
 from rendercost.db.migrate import migrate
+from rendercost.domain.controls import RewriteRecord
 from rendercost.domain.costs import CostLine
 from rendercost.domain.specs import RenderSpec
 from rendercost.errors import PromptTooLong
@@ -35,8 +36,7 @@ CLI_TENANT = "cli"  # the semantic cache's scope for rewrites asked for on the c
 class CliRewrite:
     """What ``--rewrite`` did."""
 
-    original_prompt: str  # what was typed
-    record: dict[str, Any]  # revised prompt, provider, model, tokens, cache outcome, fallback, dropped
+    record: RewriteRecord  # prompt typed, revised prompt, provider, model, tokens, cache outcome, dropped
     line: CostLine  # the whole rewrite's prompt_rewrite line (not yet split across images)
 
 
@@ -45,14 +45,13 @@ def rewrite_spec(
 ) -> tuple[RenderSpec, CliRewrite]:
     """``spec`` with its prompt rewritten (checked against the model's text encoder), and the record."""
     outcome, line = _rewrite(settings, spec, use_cache=use_cache)
-    record = outcome.record()
+    record = outcome.record(spec.prompt, line)
     try:
         prompt = registry.check_prompt(spec.model, outcome.result.prompt, truncate)
     except PromptTooLong:
-        record["dropped"] = "too long for the model's text encoder (--truncate cuts it)"
-        return spec, CliRewrite(spec.prompt, record, line)
-    record["revised_prompt"] = prompt
-    return replace(spec, prompt=prompt), CliRewrite(spec.prompt, record, line)
+        dropped = replace(record, dropped="too long for the model's text encoder (--truncate cuts it)")
+        return spec, CliRewrite(dropped, line)
+    return replace(spec, prompt=prompt), CliRewrite(replace(record, revised_prompt=prompt), line)
 
 
 def _rewrite(settings: Settings, spec: RenderSpec, *, use_cache: bool) -> tuple[RewriteOutcome, CostLine]:

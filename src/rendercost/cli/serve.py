@@ -121,11 +121,8 @@ def _settled_hook(services: ApiServices) -> Callable[[str, Job | None, str | Non
             if services.result_cache is not None:
                 services.result_cache.store(job)
             spec = job.request.spec
-            lines = [
-                line
-                for image in job.result.get("images", [])
-                for line in (image.get("receipt") or {}).get("lines", [])
-            ]
+            images = job.result.images if job.result is not None else ()
+            lines = [line for image in images for line in image.receipt.lines]
             services.metrics.observe_settled(job.tenant, spec.model, spec.preset, lines)
             services.metrics.jobs_finished.labels(str(job.state)).inc()
             services.eta.observe(job)

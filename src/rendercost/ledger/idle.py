@@ -27,7 +27,7 @@ from sqlalchemy import Engine
 
 from rendercost.db.clock import Clock, utcnow
 from rendercost.domain.batch import BatchPlan, RenderResult
-from rendercost.domain.costs import CostLine, PricingModel, Stage
+from rendercost.domain.costs import Attribution, CostLine, PricingModel, Stage
 from rendercost.domain.money import SECONDS_PER_HOUR, cost_of_seconds
 from rendercost.domain.runner import Runner, StepCallback
 from rendercost.ledger.catalog import PriceCatalog
@@ -100,9 +100,8 @@ class IdleRecorder:
             details={"worker": self._worker},
         )
         with self._engine.begin() as conn:
-            return self._ledger.insert_lines(
-                conn, [line], tenant=IDLE_TENANT, model=IDLE_MODEL, preset=IDLE_MODEL
-            )
+            attribution = Attribution(IDLE_TENANT, IDLE_MODEL, IDLE_MODEL)
+            return self._ledger.insert_lines(conn, [line], attribution)
 
 
 class DeviceIdleMeter:

@@ -7,7 +7,7 @@ totals on both engines.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -17,7 +17,7 @@ from sqlalchemy import ColumnElement, Connection, Engine, RowMapping, func, sele
 from rendercost.db.clock import Clock, utcnow
 from rendercost.db.types import Money, Quantity, exact_sum
 from rendercost.db.upsert import insert_ignoring_conflicts
-from rendercost.domain.costs import CostLine, PricingModel, Stage
+from rendercost.domain.costs import Attribution, CostLine, PricingModel, Stage
 from rendercost.domain.money import ZERO
 from rendercost.ledger.tables import cost_lines
 
@@ -36,15 +36,11 @@ class Ledger:
         self,
         conn: Connection,
         lines: Sequence[CostLine],
+        attribution: Attribution,
         *,
-        tenant: str,
-        model: str,
-        preset: str,
-        request_class: str | None = None,
-        tags: Mapping[str, str] | None = None,
         now: datetime | None = None,
     ) -> int:
-        """Write ``lines`` in ``conn``'s transaction; return how many were new.
+        """Write ``lines``, billed to ``attribution``, in ``conn``'s transaction; return how many were new.
 
         A line whose (job_id, image_index, stage) is already in the ledger is skipped, so writing a
         job's lines twice bills it once. Lines need a non-empty ``job_id``: a render outside the queue
@@ -55,8 +51,7 @@ class Ledger:
         _check_unique_keys(lines)
         created_at = now or self._clock()
         rows = [
-            _line_row(line, tenant=tenant, model=model, preset=preset, request_class=request_class)
-            | {"tags": dict(tags or {}), "created_at": created_at}
+            _line_row(line, attribution) | {"tags": dict(attribution.tags), "created_at": created_at}
             for line in lines
         ]
         if not rows:
@@ -120,9 +115,7 @@ def line_from_row(row: RowMapping) -> CostLine:
     )
 
 
-def _line_row(
-    line: CostLine, *, tenant: str, model: str, preset: str, request_class: str | None
-) -> dict[str, Any]:
+def _line_row(line: CostLine, attribution: Attribution) -> dict[str, Any]:
     if not line.job_id:
         raise ValueError("a cost line needs a job_id that names its render uniquely")
     for amount in (line.unit_price, line.cost, line.cost_avoided):
@@ -143,10 +136,10 @@ def _line_row(
         "batch_id": line.batch_id,
         "batch_size": line.batch_size,
         "details": dict(line.details),
-        "tenant": tenant,
-        "model": model,
-        "preset": preset,
-        "request_class": request_class,
+        "tenant": attribution.tenant,
+        "model": attribution.model,
+        "preset": attribution.preset,
+        "request_class": attribution.request_class,
     }
 
 

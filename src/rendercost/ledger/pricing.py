@@ -28,8 +28,6 @@ from rendercost.ledger.catalog import PriceCatalog
 BYTES_PER_GB = Decimal(2**30)  # AWS bills storage in binary gigabytes
 DAYS_PER_MONTH = Decimal(30)  # a GB-month is priced over a 30-day month
 QUANTITY_QUANTUM = Decimal("1e-18")  # the ledger keeps quantities to 18 places; costs are exact
-REWRITE_EXTRA = "rewrite"  # RenderRequest.extra key: the prompt rewrite's record (see api.rewrite)
-REWRITE_LINE = "line"  # key in that record: the job's whole prompt_rewrite line, as CostLine.to_dict
 DEVICE_HOUR = "device-hour"
 GB_MONTH = "GB-month"
 
@@ -162,10 +160,10 @@ def rewrite_lines(request: RenderRequest, job_id: str) -> list[CostLine]:
     """The prompt_rewrite line of each image of ``request`` (job ``job_id``), in image order; empty when
     the request was not rewritten. The API writes these to the ledger as soon as the job exists (the
     tokens are spent whatever becomes of the render); the worker puts the same lines in the receipts."""
-    record = request.extra.get(REWRITE_EXTRA)
-    if not isinstance(record, dict) or not isinstance(record.get(REWRITE_LINE), dict):
+    line = request.rewrite.line if request.rewrite is not None else None
+    if line is None:
         return []
-    return split_line(CostLine.from_dict(record[REWRITE_LINE]), job_id, request.n)
+    return split_line(line, job_id, request.n)
 
 
 CACHE_SKIPS = {"embedding_cache": "embedding"}  # skipped-stage reasons that are cache hits -> cache name

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from sqlalchemy import Engine
 
 from rendercost.caches.semantic_cache import Embedder, SemanticCache, scope_key
-from rendercost.domain.costs import CostLine
+from rendercost.domain.controls import CacheOutcome, RewriteRecord
+from rendercost.domain.costs import Attribution, CostLine
 from rendercost.ledger.catalog import PriceCatalog
 from rendercost.ledger.ledger import Ledger
 from rendercost.llm_gateway.config import build_gateway
@@ -31,35 +32,27 @@ TEMPLATE_HASH = hashlib.sha256(SYSTEM_PROMPT.encode()).hexdigest()[:16]  # a new
 
 
 @dataclass(frozen=True)
-class LedgerContext:
-    """Who a rewrite line is billed to."""
-
-    tenant: str
-    model: str  # image model
-    preset: str
-    request_class: str | None = None
-    tags: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
 class RewriteOutcome:
     result: RewriteResult  # the rewrite used
     cache: str  # "hit", "miss", "bypass" or "off"
     reused: bool = False  # True on a hit: ``result`` was paid for by an earlier request
 
-    def record(self) -> dict[str, Any]:
-        """What a rewritten request keeps (JSON): the revised prompt, who wrote it, tokens, cache."""
+    def record(self, original_prompt: str, line: CostLine | None = None) -> RewriteRecord:
+        """What a rewritten request keeps: the prompt typed, the revised prompt, who wrote it, tokens,
+        cache outcome, and the whole job's ``prompt_rewrite`` line (``PromptRewriter.line``)."""
         result = self.result
-        return {
-            "revised_prompt": result.prompt,
-            "provider": result.provider,
-            "model": result.model,
-            "input_tokens": result.input_tokens,
-            "output_tokens": result.output_tokens,
-            "fallback": result.fallback,
-            "cache": self.cache,
-            "reused": self.reused,
-        }
+        return RewriteRecord(
+            original_prompt=original_prompt,
+            revised_prompt=result.prompt,
+            provider=result.provider,
+            model=result.model,
+            input_tokens=result.input_tokens,
+            output_tokens=result.output_tokens,
+            fallback=result.fallback,
+            cache=CacheOutcome(self.cache),
+            reused=self.reused,
+            line=line,
+        )
 
 
 class PromptRewriter:
@@ -106,20 +99,13 @@ class PromptRewriter:
         avoided = result if outcome.reused else None
         return rewrite_line(result, self.catalog, job_id="", avoided=avoided)
 
-    def record(self, lines: Sequence[CostLine], *, ledger: LedgerContext) -> None:
-        """Write a job's ``prompt_rewrite`` lines to the ledger (a repeat is billed once)."""
+    def record(self, lines: Sequence[CostLine], attribution: Attribution) -> None:
+        """Write a job's ``prompt_rewrite`` lines, billed to ``attribution``, to the ledger (a repeat is
+        billed once)."""
         if self._engine is None or not lines:
             return
         with self._engine.begin() as conn:
-            Ledger(self._engine).insert_lines(
-                conn,
-                lines,
-                tenant=ledger.tenant,
-                model=ledger.model,
-                preset=ledger.preset,
-                request_class=ledger.request_class,
-                tags=ledger.tags,
-            )
+            Ledger(self._engine).insert_lines(conn, lines, attribution)
 
     def rewrite(
         self, tenant: str, request: RewriteRequest, *, use_cache: bool = True, threshold: float | None = None

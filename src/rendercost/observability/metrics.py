@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from decimal import Decimal
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from rendercost.domain.batch import BatchPlan, RenderResult
+from rendercost.domain.costs import CostLine
 from rendercost.domain.runner import Runner, StepCallback
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -87,20 +87,17 @@ class Metrics:
         for stage, seconds in stage_seconds.items():
             self.stage_seconds.labels(str(stage), model).observe(seconds)
 
-    def observe_settled(
-        self, tenant: str, model: str, preset: str, lines: Iterable[Mapping[str, Any]]
-    ) -> None:
-        """A settled job's cost lines (``CostLine.to_dict()`` shape): per-stage USD, per-image USD and
-        cache hits (lines whose ``details.cache`` names a cache)."""
+    def observe_settled(self, tenant: str, model: str, preset: str, lines: Iterable[CostLine]) -> None:
+        """A settled job's cost lines: per-stage USD, per-image USD and cache hits (lines whose
+        ``details["cache"]`` names a cache)."""
         per_image: dict[int, Decimal] = {}
         for line in lines:
-            cost = Decimal(str(line.get("cost_usd", "0")))
-            self.cost_usd.labels(tenant, model, preset, str(line.get("stage", ""))).inc(float(cost))
-            index = int(line.get("image_index", -1))
+            cost = line.cost
+            self.cost_usd.labels(tenant, model, preset, str(line.stage)).inc(float(cost))
+            index = line.image_index
             if index >= 0:
                 per_image[index] = per_image.get(index, Decimal(0)) + cost
-            details = line.get("details")
-            cache = details.get("cache") if isinstance(details, Mapping) else None
+            cache = line.details.get("cache")
             if isinstance(cache, str) and cache:
                 self.cache_hits.labels(cache).inc()
         for cost in per_image.values():

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from rendercost.artifacts.protocol import ArtifactRef
 from rendercost.domain.costs import CostLine
 from rendercost.domain.jobs import Job, JobState
+from rendercost.domain.results import JobResult
 from rendercost.domain.specs import Priority, RenderRequest
 
 
@@ -32,7 +33,7 @@ class JobStore(Protocol):
         tenant: str,
         request: RenderRequest,
         *,
-        result: dict[str, Any],
+        result: JobResult,
         cost_lines: Sequence[CostLine],
         artifacts: Sequence[tuple[ArtifactRef, int]] = (),
         idempotency_key: str | None = None,
@@ -76,7 +77,7 @@ class JobStore(Protocol):
         job_id: str,
         worker_id: str,
         *,
-        result: dict[str, Any],
+        result: JobResult,
         cost_lines: Sequence[CostLine],
         artifacts: Sequence[tuple[ArtifactRef, int]] = (),
     ) -> Job:

@@ -35,6 +35,7 @@ from rendercost.db.clock import Clock, utcnow
 from rendercost.db.upsert import insert_ignoring_conflicts
 from rendercost.domain.costs import CostLine
 from rendercost.domain.jobs import Job, JobState, check_transition, new_job_id
+from rendercost.domain.results import JobResult
 from rendercost.domain.specs import Priority, RenderRequest
 from rendercost.errors import Conflict, InvalidRequest, NotFound
 from rendercost.ledger.ledger import Ledger
@@ -115,7 +116,7 @@ class SqlJobStore:
         tenant: str,
         request: RenderRequest,
         *,
-        result: dict[str, Any],
+        result: JobResult,
         cost_lines: Sequence[CostLine],
         artifacts: Sequence[tuple[ArtifactRef, int]] = (),
         idempotency_key: str | None = None,
@@ -133,7 +134,7 @@ class SqlJobStore:
         row |= {
             "state": str(JobState.SUCCEEDED),
             "progress": 1.0,
-            "result": dict(result),
+            "result": result.to_dict(),
             "started_at": now,
             "finished_at": now,
         }
@@ -141,16 +142,7 @@ class SqlJobStore:
             job = self._insert_job(conn, row)
             if job.id != job_id:  # an idempotent replay: the first job stands
                 return job
-            self.ledger.insert_lines(
-                conn,
-                cost_lines,
-                tenant=tenant,
-                model=request.spec.model,
-                preset=request.spec.preset,
-                request_class=str(request.priority),
-                tags=row["tags"],
-                now=now,
-            )
+            self.ledger.insert_lines(conn, cost_lines, request.attribution(tenant, row["tags"]), now=now)
             _insert_artifacts(conn, job_id, tenant, artifacts, now)
             return job
 
@@ -299,7 +291,7 @@ class SqlJobStore:
         job_id: str,
         worker_id: str,
         *,
-        result: dict[str, Any],
+        result: JobResult,
         cost_lines: Sequence[CostLine],
         artifacts: Sequence[tuple[ArtifactRef, int]] = (),
     ) -> Job:
@@ -324,23 +316,15 @@ class SqlJobStore:
                 .where(jobs.c.id == job_id)
                 .values(
                     state=str(JobState.SUCCEEDED),
-                    result=dict(result),
+                    result=result.to_dict(),
                     progress=1.0,
                     lease_expires_at=None,
                     finished_at=now,
                     updated_at=now,
                 )
             )
-            self.ledger.insert_lines(
-                conn,
-                cost_lines,
-                tenant=row["tenant"],
-                model=request.spec.model,
-                preset=request.spec.preset,
-                request_class=row["priority"],
-                tags=row["tags"],
-                now=now,
-            )
+            attribution = request.attribution(row["tenant"], row["tags"])
+            self.ledger.insert_lines(conn, cost_lines, attribution, now=now)
             _insert_artifacts(conn, job_id, row["tenant"], artifacts, now)
             return _select_job(conn, jobs.c.id == job_id)
 

@@ -24,7 +24,7 @@ from sqlalchemy import (
 from rendercost.db.metadata import metadata
 from rendercost.db.types import JsonDocument, UtcDateTime
 
-PAYLOAD_SCHEMA_VERSION = 1  # version of jobs.payload; readers refuse versions they do not know
+PAYLOAD_SCHEMA_VERSION = 2  # version of jobs.payload written now; readers refuse versions they do not know
 MAX_IDEMPOTENCY_KEY_LENGTH = 255  # longest Idempotency-Key accepted
 MAX_ERROR_LENGTH = 8000  # last_error is truncated to this many characters
 
@@ -38,7 +38,7 @@ jobs = Table(
     Column("priority", String(16), nullable=False),  # domain.specs.Priority
     Column("priority_rank", SmallInteger, nullable=False),  # 0 interactive, 1 batch: claim order
     Column("model", String(256), nullable=False),  # request.spec.model, for depth() and listing
-    Column("payload", JsonDocument, nullable=False),  # {"schema_version": 1, "request": {...}}
+    Column("payload", JsonDocument, nullable=False),  # {"schema_version": 2, "request": {...}}
     Column("idempotency_key", String(MAX_IDEMPOTENCY_KEY_LENGTH)),
     Column("attempts", Integer, nullable=False, default=0),  # claims so far
     Column("max_attempts", Integer, nullable=False),

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rendercost.artifacts.metadata import MEDIA_TYPES, embed_receipt, read_receipt
+from rendercost.artifacts.metadata import embed_receipt, read_receipt
+from rendercost.domain.specs import OutputFormat
 
 PAYLOAD = {
     "prompt": 'white sneaker on beach, "golden" <hour> & café',
@@ -37,7 +38,7 @@ def _pixels(data: bytes) -> np.ndarray:  # type: ignore[type-arg]
 @pytest.mark.parametrize(("fmt", "options"), ENCODINGS)
 def test_round_trip_keeps_pixels(fmt: str, options: dict[str, object]) -> None:
     data = _encode(fmt, options)
-    media_type = MEDIA_TYPES[fmt]
+    media_type = OutputFormat(fmt).media_type
     assert read_receipt(data, media_type) is None
     stamped = embed_receipt(data, media_type, PAYLOAD)
     assert read_receipt(stamped, media_type) == PAYLOAD
@@ -60,7 +61,7 @@ def test_png_chunk_is_readable_by_pillow_and_image_data_is_untouched() -> None:
 
 @pytest.mark.parametrize(("fmt", "options"), ENCODINGS[1:])
 def test_xmp_is_readable_by_pillow(fmt: str, options: dict[str, object]) -> None:
-    stamped = embed_receipt(_encode(fmt, options), MEDIA_TYPES[fmt], PAYLOAD)
+    stamped = embed_receipt(_encode(fmt, options), OutputFormat(fmt).media_type, PAYLOAD)
     with Image.open(io.BytesIO(stamped)) as image:
         assert b"rendercost:payload" in image.info["xmp"]
 

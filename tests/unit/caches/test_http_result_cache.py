@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from rendercost.caches.http_result import cache_mode
+from rendercost.domain.controls import CacheMode
 from rendercost.ledger.tables import cost_lines
 from tests.unit.api.conftest import Api, ApiFactory
 
@@ -27,9 +27,9 @@ def _ledger(api: Api, job_id: str) -> list[dict[str, Any]]:
 
 
 def test_cache_control_parsing() -> None:
-    assert cache_mode(None) == "default"
-    assert cache_mode("max-age=0, No-Cache") == "no-cache"
-    assert cache_mode("no-cache, no-store") == "no-store"
+    assert CacheMode.from_header(None) == "default"
+    assert CacheMode.from_header("max-age=0, No-Cache") == "no-cache"
+    assert CacheMode.from_header("no-cache, no-store") == "no-store"
 
 
 def test_exact_repeat_is_served_from_cache_without_a_job(api: Api) -> None:

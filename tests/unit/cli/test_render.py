@@ -125,7 +125,7 @@ def test_random_seed_is_reported_and_never_cached(
     [image] = document["images"]
     assert 0 <= image["seed"] <= MAX_SEED
     assert image["cache"] == "bypass"
-    assert Path(image["path"]).resolve() == tmp_path / f"rendercost-{image['seed']}.jpeg"
+    assert Path(image["path"]).resolve() == tmp_path / f"rendercost-{image['seed']}.jpg"
     payload = read_receipt(Path(image["path"]).read_bytes(), "image/jpeg")
     assert payload is not None and payload["seed"] == image["seed"]
 
@@ -150,8 +150,8 @@ BAD_INPUTS = [
     (["--size", "big"], "WIDTHxHEIGHT"),
     (["--n", "0"], "outside 1..8"),
     (["--n", "9"], "outside 1..8"),
-    (["--seed", "-2"], "outside -1.."),
-    (["--seed", str(MAX_SEED), "--n", "2"], "outside -1.."),
+    (["--seed", "-2"], "seed must be -1 (random) or between 0 and"),
+    (["--seed", str(MAX_SEED), "--n", "2"], "seed must be -1 (random) or between 0 and"),
     (["--format", "gif"], "unknown format 'gif'"),
     (["--format", "jpeg"], "png file name but --format is jpeg"),
     (["--out", "{out}/missing/a.png"], "does not exist"),

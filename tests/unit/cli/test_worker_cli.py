@@ -55,7 +55,9 @@ def test_a_burst_worker_renders_the_queue_and_fills_the_result_cache(
         )
         entries = gate.find(RenderRequest(spec=spec, n=2))
         assert entries is not None
-        stored = [image["artifact_key"] for image in store.get(job.id).result["images"]]
+        result = store.get(job.id).result
+        assert result is not None
+        stored = [image.artifact_key for image in result.images]
         assert [entry.location for entry in entries] == stored
     finally:
         engine.dispose()

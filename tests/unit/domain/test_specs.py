@@ -1,5 +1,6 @@
 import pytest
 
+from rendercost.domain.controls import ClientInfo
 from rendercost.domain.presets import PRESETS, Sampler, get_preset
 from rendercost.domain.specs import (
     SDXL_SIZES,
@@ -92,6 +93,6 @@ def test_request_round_trips_through_json_dict() -> None:
         n=2,
         priority=Priority.BATCH,
         styles=("cinematic",),
-        extra={"user": "u1"},
+        client=ClientInfo("jobs", "u1"),
     )
     assert RenderRequest.from_dict(request.to_dict()) == request

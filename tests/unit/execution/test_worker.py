@@ -126,14 +126,15 @@ def test_burst_renders_stores_and_bills_every_job(
         assert job.state is JobState.SUCCEEDED
         lines = store.ledger.lines_for_job(job_id)
         assert len(lines) == n * LINES_PER_IMAGE
-        assert job.result["cost_usd"] == str(sum(line.cost for line in lines))
-        assert [image["index"] for image in job.result["images"]] == list(range(n))
-        for image in job.result["images"]:
-            data = artifacts.get(image["artifact_key"])
+        assert job.result is not None
+        assert job.result.cost == sum(line.cost for line in lines)
+        assert [image.index for image in job.result.images] == list(range(n))
+        for image in job.result.images:
+            data = artifacts.get(image.artifact_key)
             embedded = read_receipt(data, "image/png")
             assert embedded is not None
-            assert embedded["receipt"] == image["receipt"]
-            assert embedded["seed"] == image["seed"]
+            assert embedded["receipt"] == image.receipt.to_dict()
+            assert embedded["seed"] == image.seed
             storage = [line for line in embedded["receipt"]["lines"] if line["stage"] == "storage"]
             assert storage[0]["details"]["bytes"] == len(data)  # the receipt prices the file holding it
     assert list((artifacts.root).rglob(f"{TEMP_PREFIX}*")) == []
@@ -175,8 +176,9 @@ def test_job_larger_than_a_batch_is_settled_once_all_images_are_in(
     assert seen_states == [JobState.RUNNING, JobState.RUNNING]  # not completed between its batches
     job = store.get(job_id)
     assert job.state is JobState.SUCCEEDED
-    assert len(job.result["images"]) == 6
-    assert job.result["batch_ids"] == [plan.batch_id for plan in runner.plans]
+    assert job.result is not None
+    assert len(job.result.images) == 6
+    assert list(job.result.batch_ids) == [plan.batch_id for plan in runner.plans]
     assert len(store.ledger.lines_for_job(job_id)) == 6 * LINES_PER_IMAGE
 
 
@@ -342,7 +344,8 @@ def test_a_failed_store_fails_the_job_and_its_retry_renders_every_image(
     assert job.state is JobState.SUCCEEDED
     assert job.attempts == 2
     assert stats.jobs_failed == 1
-    assert len(job.result["images"]) == 6
+    assert job.result is not None
+    assert len(job.result.images) == 6
     assert len(store.ledger.lines_for_job(job_id)) == 6 * LINES_PER_IMAGE
 
 

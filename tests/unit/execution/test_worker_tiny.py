@@ -71,11 +71,12 @@ def test_burst_on_the_tiny_model(
         assert len(lines) == sizes[name] * (len(DEVICE_STAGES) + 1)
         for line in lines:
             by_batch[(line.batch_id, line.stage)] += line.cost
-        for image in job.result["images"]:
-            data = artifacts.get(image["artifact_key"])
+        assert job.result is not None
+        for image in job.result.images:
+            data = artifacts.get(image.artifact_key)
             assert Image.open(io.BytesIO(data)).size == (64, 64)
-            assert read_receipt(data, "image/png")["receipt"] == image["receipt"]  # type: ignore[index]
-            assert image["seed"] == spec.seed + image["index"]
+            assert read_receipt(data, "image/png")["receipt"] == image.receipt.to_dict()  # type: ignore[index]
+            assert image.seed == spec.seed + image.index
     for result in runner.results:  # each batch's lines add up to exactly what the batch cost
         for stage, seconds in result.stage_seconds.items():
             assert by_batch[(result.batch_id, stage)] == cost_of_seconds(seconds, usd_per_hour)

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from sqlalchemy import Engine
 
-from rendercost.domain.costs import CostLine, Stage
+from rendercost.domain.costs import Attribution, CostLine, Stage
 from rendercost.ledger.ledger import Ledger
 
 
@@ -58,13 +58,5 @@ def seed(
 ) -> None:
     ledger = Ledger(engine)
     with engine.begin() as conn:
-        ledger.insert_lines(
-            conn,
-            lines,
-            tenant=tenant,
-            model=model,
-            preset=preset,
-            request_class=request_class,
-            tags={"team": "ml"},
-            now=when,
-        )
+        attribution = Attribution(tenant, model, preset, request_class, {"team": "ml"})
+        ledger.insert_lines(conn, lines, attribution, now=when)

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Engine, select
 
 from rendercost.db.clock import ManualClock
-from rendercost.domain.costs import CostLine, PricingModel, Stage
+from rendercost.domain.costs import Attribution, CostLine, PricingModel, Stage
 from rendercost.ledger.ledger import Ledger
 from rendercost.ledger.tables import cost_lines
 
@@ -53,7 +53,7 @@ def _line(job_id: str, index: int = 0, stage: Stage = Stage.DENOISE, cost: str =
 
 def _write(engine: Engine, ledger: Ledger, lines: Sequence[CostLine], tenant: str = "acme") -> int:
     with engine.begin() as conn:
-        return ledger.insert_lines(conn, lines, tenant=tenant, model="default", preset="lightning")
+        return ledger.insert_lines(conn, lines, Attribution(tenant, "default", "lightning"))
 
 
 def test_decimals_round_trip_exactly(ledger: Ledger, migrated_engine: Engine) -> None:
@@ -115,13 +115,7 @@ def test_total_and_count_filter_by_time_and_tenant(
 def test_context_columns_are_stored(ledger: Ledger, migrated_engine: Engine, clock: ManualClock) -> None:
     with migrated_engine.begin() as conn:
         ledger.insert_lines(
-            conn,
-            [_line("job_c")],
-            tenant="acme",
-            model="sdxl",
-            preset="speed",
-            request_class="batch",
-            tags={"team": "ads"},
+            conn, [_line("job_c")], Attribution("acme", "sdxl", "speed", "batch", {"team": "ads"})
         )
     c = cost_lines.c
     query = select(c.tenant, c.model, c.preset, c.request_class, c.tags, c.created_at)

@@ -6,13 +6,12 @@ from decimal import Decimal
 import pytest
 
 from rendercost.domain.batch import BatchItem, BatchPlan, RenderedImage, RenderResult
+from rendercost.domain.controls import CacheOutcome, RewriteRecord
 from rendercost.domain.costs import DEVICE_STAGES, CostLine, PricingModel, Receipt, Stage
 from rendercost.domain.money import ZERO, cost_of_seconds, quantize
 from rendercost.domain.specs import RenderRequest, RenderSpec
 from rendercost.ledger.catalog import PriceCatalog
 from rendercost.ledger.pricing import (
-    REWRITE_EXTRA,
-    REWRITE_LINE,
     price_batch,
     price_storage,
     rewrite_lines,
@@ -166,8 +165,9 @@ def test_rewrite_lines_come_from_the_requests_record_and_survive_json() -> None:
     spec = RenderSpec(prompt="p", model="default", preset="lightning", width=64, height=64, seed=1)
     plain = RenderRequest(spec=spec, n=2)
     assert rewrite_lines(plain, "job_1") == []
-    record = {"provider": "local", REWRITE_LINE: _rewrite_line("0.0000000003").to_dict()}
-    request = RenderRequest(spec=spec, n=2, extra={REWRITE_EXTRA: record})
+    line = _rewrite_line("0.0000000003")
+    record = RewriteRecord("p", "p, detailed", "local", "", 1, 2, False, CacheOutcome.MISS, False, line)
+    request = RenderRequest(spec=spec, n=2, rewrite=record)
     decoded = RenderRequest.from_dict(json.loads(json.dumps(request.to_dict())))
     lines = rewrite_lines(decoded, "job_1")
     assert [line.cost for line in lines] == [Decimal("0.0000000002"), Decimal("0.0000000001")]

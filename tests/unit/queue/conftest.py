@@ -8,7 +8,8 @@ import pytest
 from sqlalchemy import Engine
 
 from rendercost.db.clock import ManualClock
-from rendercost.domain.costs import CostLine, Stage
+from rendercost.domain.costs import CostLine, Receipt, Stage
+from rendercost.domain.results import ImageResult, JobResult
 from rendercost.domain.specs import Priority, RenderRequest, RenderSpec
 from rendercost.queue.sql_store import SqlJobStore
 
@@ -55,3 +56,12 @@ def make_lines(job_id: str, n_images: int = 1, cost: str = "0.0000012345") -> li
         for index in range(n_images)
         for stage in (Stage.DENOISE, Stage.DECODE)
     ]
+
+
+def make_result(n_images: int = 1, *, device: str = "cpu") -> JobResult:
+    """A succeeded job's result: ``n_images`` stored images (empty receipts), one batch."""
+    images = tuple(
+        ImageResult(index, f"key-{index}.png", "image/png", 7 + index, 1000 + index, Receipt(()))
+        for index in range(n_images)
+    )
+    return JobResult(images, device=device, batch_ids=("batch-1",))

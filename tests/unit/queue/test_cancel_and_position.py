@@ -9,7 +9,7 @@ from rendercost.domain.jobs import JobState
 from rendercost.domain.specs import Priority
 from rendercost.errors import Conflict, NotFound
 from rendercost.queue.sql_store import SqlJobStore
-from tests.unit.queue.conftest import LEASE_S, make_lines, make_request
+from tests.unit.queue.conftest import LEASE_S, make_lines, make_request, make_result
 
 
 def test_cancel_a_queued_job(store: SqlJobStore, clock: ManualClock) -> None:
@@ -27,7 +27,7 @@ def test_cancel_a_running_job_then_its_worker_cannot_complete_it(store: SqlJobSt
     store.claim("w1", 1, lease_seconds=LEASE_S)
     assert store.cancel(job.id).state is JobState.CANCELLED
     with pytest.raises(Conflict):
-        store.complete(job.id, "w1", result={}, cost_lines=make_lines(job.id))
+        store.complete(job.id, "w1", result=make_result(), cost_lines=make_lines(job.id))
     assert store.ledger.count_lines(job_id=job.id) == 0
     assert store.get(job.id).state is JobState.CANCELLED
 
@@ -35,7 +35,7 @@ def test_cancel_a_running_job_then_its_worker_cannot_complete_it(store: SqlJobSt
 def test_cancel_a_finished_job_is_a_conflict(store: SqlJobStore) -> None:
     job = store.enqueue("acme", make_request())
     store.claim("w1", 1, lease_seconds=LEASE_S)
-    store.complete(job.id, "w1", result={}, cost_lines=[])
+    store.complete(job.id, "w1", result=make_result(), cost_lines=[])
     with pytest.raises(Conflict):
         store.cancel(job.id)
     cancelled = store.cancel(store.enqueue("acme", make_request()).id)

@@ -11,11 +11,12 @@ from sqlalchemy import Engine, func, select
 from rendercost.artifacts.protocol import ArtifactRef
 from rendercost.artifacts.tables import artifacts
 from rendercost.db.clock import ManualClock
+from rendercost.domain.costs import Attribution
 from rendercost.domain.jobs import JobState
 from rendercost.errors import Conflict, NotFound
 from rendercost.ledger.tables import cost_lines
 from rendercost.queue.sql_store import SqlJobStore
-from tests.unit.queue.conftest import LEASE_S, make_lines, make_request
+from tests.unit.queue.conftest import LEASE_S, make_lines, make_request, make_result
 
 
 def _ref(index: int) -> ArtifactRef:
@@ -42,11 +43,12 @@ def test_complete_marks_success_and_writes_lines_and_artifacts(
     store.claim("w1", 1, lease_seconds=LEASE_S)
     clock.advance(3)
     lines = make_lines(job.id, n_images=2)
+    result = make_result(2)
     done = store.complete(
-        job.id, "w1", result={"images": ["a", "b"]}, cost_lines=lines, artifacts=[(_ref(0), 0), (_ref(1), 1)]
+        job.id, "w1", result=result, cost_lines=lines, artifacts=[(_ref(0), 0), (_ref(1), 1)]
     )
     assert done.state is JobState.SUCCEEDED
-    assert done.result == {"images": ["a", "b"]}
+    assert done.result == result
     assert done.finished_at == clock()
     assert done.progress == 1.0
     assert store.ledger.lines_for_job(job.id) == lines
@@ -66,10 +68,18 @@ def test_completing_twice_bills_once(store: SqlJobStore, migrated_engine: Engine
     job = store.enqueue("acme", make_request())
     store.claim("w1", 1, lease_seconds=LEASE_S)
     first = store.complete(
-        job.id, "w1", result={"n": 1}, cost_lines=make_lines(job.id), artifacts=[(_ref(0), 0)]
+        job.id,
+        "w1",
+        result=make_result(device="first"),
+        cost_lines=make_lines(job.id),
+        artifacts=[(_ref(0), 0)],
     )
     again = store.complete(
-        job.id, "w1", result={"n": 2}, cost_lines=make_lines(job.id, cost="9.0"), artifacts=[(_ref(0), 0)]
+        job.id,
+        "w1",
+        result=make_result(device="second"),
+        cost_lines=make_lines(job.id, cost="9.0"),
+        artifacts=[(_ref(0), 0)],
     )
     assert again == first
     assert store.ledger.count_lines(job_id=job.id) == 2
@@ -84,12 +94,12 @@ def test_a_rerun_after_a_crash_is_billed_once(
     store.claim("crashed", 1, lease_seconds=LEASE_S)
     with migrated_engine.begin() as conn:  # the crashed run's lines reached the ledger before it died
         store.ledger.insert_lines(
-            conn, make_lines(job.id, cost="0.0000000007"), tenant="acme", model="m", preset="p"
+            conn, make_lines(job.id, cost="0.0000000007"), Attribution("acme", "m", "p")
         )
     clock.advance(LEASE_S + 1)
     assert store.requeue_expired() == 1
     store.claim("w2", 1, lease_seconds=LEASE_S)
-    store.complete(job.id, "w2", result={}, cost_lines=make_lines(job.id))
+    store.complete(job.id, "w2", result=make_result(), cost_lines=make_lines(job.id))
     assert store.ledger.count_lines() == 2
     assert store.ledger.total() == Decimal("0.0000000014")
 
@@ -103,7 +113,9 @@ def test_complete_after_the_lease_was_lost_is_a_conflict_and_writes_nothing(
     store.requeue_expired()
     store.claim("fast", 1, lease_seconds=LEASE_S)
     with pytest.raises(Conflict) as lost:
-        store.complete(job.id, "slow", result={}, cost_lines=make_lines(job.id), artifacts=[(_ref(0), 0)])
+        store.complete(
+            job.id, "slow", result=make_result(), cost_lines=make_lines(job.id), artifacts=[(_ref(0), 0)]
+        )
     assert lost.value.code == "lease_lost"
     assert store.ledger.count_lines() == 0
     assert _artifact_rows(migrated_engine, job.id) == []
@@ -117,11 +129,11 @@ def test_a_bad_line_leaves_nothing_half_written(store: SqlJobStore, migrated_eng
     lines = make_lines(job.id)
     lines[-1] = replace(lines[-1], cost=Decimal("0.00000000001"))  # finer than NUMERIC(20, 10)
     with pytest.raises(ValueError, match="decimal places"):
-        store.complete(job.id, "w1", result={}, cost_lines=lines, artifacts=[(_ref(0), 0)])
+        store.complete(job.id, "w1", result=make_result(), cost_lines=lines, artifacts=[(_ref(0), 0)])
     with pytest.raises(ValueError, match="cost lines of jobs"):
-        store.complete(job.id, "w1", result={}, cost_lines=make_lines("job_other"))
+        store.complete(job.id, "w1", result=make_result(), cost_lines=make_lines("job_other"))
     with pytest.raises(ValueError, match="image indexes"):
-        store.complete(job.id, "w1", result={}, cost_lines=[], artifacts=[(_ref(1), 1)])
+        store.complete(job.id, "w1", result=make_result(), cost_lines=[], artifacts=[(_ref(1), 1)])
     assert store.get(job.id).state is JobState.RUNNING
     assert store.ledger.count_lines() == 0
     with migrated_engine.connect() as conn:
@@ -130,7 +142,7 @@ def test_a_bad_line_leaves_nothing_half_written(store: SqlJobStore, migrated_eng
 
 def test_complete_an_unknown_job(store: SqlJobStore) -> None:
     with pytest.raises(NotFound):
-        store.complete("job_missing", "w1", result={}, cost_lines=[])
+        store.complete("job_missing", "w1", result=make_result(), cost_lines=[])
 
 
 def test_an_answered_job_is_stored_succeeded_with_its_lines_and_never_queued(store: SqlJobStore) -> None:
@@ -141,7 +153,7 @@ def test_an_answered_job_is_stored_succeeded_with_its_lines_and_never_queued(sto
         job_id,
         "acme",
         make_request(n=2),
-        result={"images": [{"index": 0}, {"index": 1}], "cost_usd": "0"},
+        result=make_result(2),
         cost_lines=lines,
         artifacts=refs,
         tags={"api_key": "k1"},
@@ -157,7 +169,7 @@ def test_an_answered_job_is_stored_succeeded_with_its_lines_and_never_queued(sto
 def test_an_answered_job_replayed_by_idempotency_key_writes_nothing(store: SqlJobStore) -> None:
     queued = store.enqueue("acme", make_request(), idempotency_key="k-1")
     answered = store.add_answered(
-        "job_second", "acme", make_request(), result={}, cost_lines=make_lines("job_second"),
+        "job_second", "acme", make_request(), result=make_result(), cost_lines=make_lines("job_second"),
         idempotency_key="k-1",
     )  # fmt: skip
     assert answered.id == queued.id and answered.state == JobState.QUEUED
@@ -166,6 +178,8 @@ def test_an_answered_job_replayed_by_idempotency_key_writes_nothing(store: SqlJo
 
 def test_answered_lines_of_another_job_are_refused_and_nothing_is_written(store: SqlJobStore) -> None:
     with pytest.raises(ValueError, match="cost lines of jobs"):
-        store.add_answered("job_a", "acme", make_request(), result={}, cost_lines=make_lines("job_b"))
+        store.add_answered(
+            "job_a", "acme", make_request(), result=make_result(), cost_lines=make_lines("job_b")
+        )
     with pytest.raises(NotFound):
         store.get("job_a")

@@ -37,7 +37,7 @@ def test_payload_is_versioned_json(store: SqlJobStore, migrated_engine: Engine) 
     job = store.enqueue("acme", make_request("a lighthouse"))
     with migrated_engine.connect() as conn:
         payload = conn.execute(select(jobs.c.payload).where(jobs.c.id == job.id)).scalar_one()
-    assert payload["schema_version"] == 1
+    assert payload["schema_version"] == 2
     assert payload["request"]["spec"]["prompt"] == "a lighthouse"
 
 

@@ -14,11 +14,6 @@ from PIL import Image
 
 from rendercost.domain.specs import OutputFormat
 
-MEDIA_TYPES: dict[OutputFormat, str] = {
-    OutputFormat.PNG: "image/png",
-    OutputFormat.WEBP: "image/webp",
-    OutputFormat.JPEG: "image/jpeg",
-}
 WEBP_QUALITY = 90
 JPEG_QUALITY = 92
 

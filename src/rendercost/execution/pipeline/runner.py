@@ -31,7 +31,7 @@ from rendercost.domain.specs import MAX_SEED, RenderSpec, check_size
 from rendercost.errors import InvalidRequest
 from rendercost.execution.models.registry import LoadedModel, ModelRegistry
 from rendercost.execution.pipeline import speedups
-from rendercost.execution.pipeline.encoding import MEDIA_TYPES, encode_image, to_pixels
+from rendercost.execution.pipeline.encoding import encode_image, to_pixels
 from rendercost.execution.pipeline.noise_schedulers import bind_seeds, make_noise_scheduler
 from rendercost.execution.pipeline.prompt_embeddings import CachedEncoder
 from rendercost.execution.pipeline.timing import StageTimer
@@ -260,7 +260,7 @@ class DiffusersRunner:
         rendered = []
         for item, image in zip(plan.items, pixels, strict=True):
             fmt = item.spec.output_format
-            rendered.append(RenderedImage(item, encode_image(image, fmt), MEDIA_TYPES[fmt], item.spec.seed))
+            rendered.append(RenderedImage(item, encode_image(image, fmt), fmt.media_type, item.spec.seed))
         return tuple(rendered)
 
 

@@ -2,18 +2,18 @@
 
 The worker stores each image (with its receipt embedded) as soon as its batch returns; a job is settled
 only when every one of its images is in. ``JobAssembly`` holds them meanwhile and builds the job's
-result dict and cost lines for ``JobStore.complete``.
+``JobResult`` and cost lines for ``JobStore.complete``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
 
 from rendercost.artifacts.protocol import ArtifactRef
 from rendercost.domain.costs import CostLine, Receipt
-from rendercost.domain.money import ZERO, usd_text
+from rendercost.domain.money import ZERO
+from rendercost.domain.results import ImageResult, JobResult
 
 
 @dataclass(frozen=True)
@@ -61,22 +61,21 @@ class JobAssembly:
         """(stored file, image index) pairs in index order, as ``JobStore.complete`` takes them."""
         return [(image.ref, image.index) for image in self.ordered]
 
-    def result(self) -> dict[str, Any]:
-        """The job's result: images with their keys and receipts, total cost, device, batch ids."""
+    def result(self) -> JobResult:
+        """The job's result: images with their keys and receipts (the totals follow), device, batch ids."""
         ordered = self.ordered
-        return {
-            "images": [
-                {
-                    "index": image.index,
-                    "artifact_key": image.ref.key,
-                    "media_type": image.ref.media_type,
-                    "seed": image.seed,
-                    "size_bytes": image.ref.size_bytes,
-                    "receipt": image.receipt.to_dict(),
-                }
+        return JobResult(
+            images=tuple(
+                ImageResult(
+                    index=image.index,
+                    artifact_key=image.ref.key,
+                    media_type=image.ref.media_type,
+                    seed=image.seed,
+                    size_bytes=image.ref.size_bytes,
+                    receipt=image.receipt,
+                )
                 for image in ordered
-            ],
-            "cost_usd": usd_text(self.cost),
-            "device": ordered[0].device if ordered else "",
-            "batch_ids": list(dict.fromkeys(image.batch_id for image in ordered)),
-        }
+            ),
+            device=ordered[0].device if ordered else "",
+            batch_ids=tuple(dict.fromkeys(image.batch_id for image in ordered)),
+        )

@@ -33,10 +33,10 @@ from rendercost.domain.runner import Runner, StepCallback
 from rendercost.errors import InvalidRequest, RenderCostError
 from rendercost.execution.worker.leases import LeaseKeeper
 from rendercost.execution.worker.pricing import WorkerPricing
-from rendercost.execution.worker.settle import SUFFIXES, Embedder, SettledHook, Settler, WorkerStats
+from rendercost.execution.worker.settle import Embedder, SettledHook, Settler, WorkerStats
 from rendercost.queue.protocol import JobStore
 
-__all__ = ["SUFFIXES", "SettledHook", "Worker", "WorkerStats"]
+__all__ = ["SettledHook", "Worker", "WorkerStats"]
 
 logger = logging.getLogger(__name__)
 

@@ -27,6 +27,7 @@ from rendercost.domain.batch import BatchPlan, RenderedImage, RenderResult
 from rendercost.domain.costs import CostLine, Receipt
 from rendercost.domain.jobs import Job
 from rendercost.domain.money import ZERO
+from rendercost.domain.specs import OutputFormat
 from rendercost.errors import Conflict, NotFound
 from rendercost.execution.worker.assembly import JobAssembly, StoredImage
 from rendercost.execution.worker.leases import LeaseKeeper
@@ -37,7 +38,6 @@ from rendercost.queue.protocol import JobStore
 
 logger = logging.getLogger(__name__)
 
-SUFFIXES = {"image/png": "png", "image/webp": "webp", "image/jpeg": "jpg"}  # stored file name endings
 EMBED_ROUNDS = 4  # fixed-point rounds for a receipt whose storage line prices the file that holds it
 
 Embedder = Callable[[bytes, str, dict[str, Any]], bytes]  # (file, media type, receipt payload) -> file
@@ -260,7 +260,7 @@ class Settler:
             if len(data) == size:
                 break
             size = len(data)
-        suffix = SUFFIXES.get(rendered.media_type, "bin")
+        suffix = OutputFormat.from_media_type(rendered.media_type).suffix
         return self._artifacts.put(data, media_type=rendered.media_type, suffix=suffix), receipt
 
     def _settle(self, job_id: str) -> None:
