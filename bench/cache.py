@@ -33,6 +33,7 @@ from rendercost.db.migrate import migrate
 from rendercost.execution.models.sentence_embedder import MiniLmEmbedder
 from rendercost.execution.models.tiny_model import build_tiny_model
 from rendercost.settings import ModelConfig, Settings
+from rendercost.testing.waiting import wait_for_job
 
 POLL_S = 0.01  # how often the jobs benchmark polls a queued job (faster polling slows the render)
 
@@ -79,9 +80,13 @@ def exact_cache(root: Path, renders: int, hits: int, preset: str) -> None:
             def submit(headers: dict[str, str]) -> str:
                 job_body = {key: body[key] for key in ("prompt", "seed", "preset")}
                 job = client.post("/v1/jobs", json=job_body, headers=headers).raise_for_status().json()
-                while job["state"] in ("queued", "running"):
-                    time.sleep(POLL_S)
-                    job = client.get(f"/v1/jobs/{job['id']}", headers=auth).raise_for_status().json()
+                job_id = job["id"]
+                job = wait_for_job(
+                    lambda: client.get(f"/v1/jobs/{job_id}", headers=auth).raise_for_status().json(),
+                    what=f"job {job_id}",
+                    timeout_s=600,
+                    interval_s=POLL_S,
+                )
                 assert job["state"] == "succeeded", job
                 return str(job["rendercost"]["cache"]["result"])
 

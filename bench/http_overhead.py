@@ -30,12 +30,12 @@ import httpx
 
 from rendercost.api.threaded_server import uvicorn_thread
 from rendercost.cli.serve import RegistryCatalog, embedded_server
-from rendercost.domain.batch import BatchItem, BatchPlan, RenderResult
-from rendercost.domain.runner import StepCallback
+from rendercost.domain.batch import BatchItem, BatchPlan
 from rendercost.domain.specs import RenderSpec
 from rendercost.execution.models.registry import ModelRegistry
 from rendercost.execution.pipeline.runner import DiffusersRunner
 from rendercost.settings import Settings
+from rendercost.testing.runner import TimedRunner
 
 PRESET = "lightning"
 
@@ -85,21 +85,10 @@ def main() -> None:
     def direct() -> None:
         runner.run(BatchPlan(uuid.uuid4().hex, (BatchItem("", 0, spec),)))
 
-    inside: list[float] = []  # runner seconds of the HTTP path's renders
-
-    class TimedRunner:
-        """The same runner, timed, so the HTTP path's render time and its overhead can be told apart."""
-
-        def run(self, plan: BatchPlan, on_step: StepCallback | None = None) -> RenderResult:
-            started = time.perf_counter()
-            try:
-                return runner.run(plan, on_step)
-            finally:
-                inside.append(time.perf_counter() - started)
-
+    inside = TimedRunner(runner)  # so the HTTP path's render time and its overhead can be told apart
     catalog = RegistryCatalog(registry, settings.default_model)
     with (
-        embedded_server(settings, workers=1, runner=TimedRunner(), catalog=catalog) as server,
+        embedded_server(settings, workers=1, runner=inside, catalog=catalog) as server,
         uvicorn_thread(server.app) as url,
         httpx.Client(base_url=url, timeout=120) as client,
     ):
@@ -117,7 +106,7 @@ def main() -> None:
 
         timed(direct, 3)
         timed(http, 3)
-        inside.clear()
+        inside.call_seconds.clear()
         per_block = max(1, args.renders // args.blocks)
         results: dict[str, list[float]] = {"direct runner": [], "HTTP API": []}
         for _ in range(args.blocks):
@@ -134,7 +123,7 @@ def main() -> None:
         stats[name] = (rate, p50, p99)
         print(f"{name:<14} {rate:>10.2f} {p50 * 1000:>9.1f} {p99 * 1000:>9.1f}")
     (d_rate, d_p50, d_p99), (h_rate, h_p50, h_p99) = stats["direct runner"], stats["HTTP API"]
-    rendering = statistics.median(inside)
+    rendering = statistics.median(inside.call_seconds)
     print(
         f"HTTP path breakdown (p50): runner {rendering * 1000:.1f} ms inside the worker, "
         f"everything else {(h_p50 - rendering) * 1000:.1f} ms "

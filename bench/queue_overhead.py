@@ -36,7 +36,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from PIL import Image
 from rich.console import Console
 from sqlalchemy import text
 from sqlalchemy.pool import NullPool
@@ -47,30 +46,25 @@ from rendercost.cli.batch import run_batch
 from rendercost.cli.batch_lines import read_lines
 from rendercost.db.engine import create_db_engine
 from rendercost.db.migrate import migrate
-from rendercost.domain.batch import BatchItem, BatchPlan, RenderedImage, RenderResult
+from rendercost.domain.batch import BatchItem, BatchPlan
 from rendercost.domain.costs import Stage
-from rendercost.domain.runner import Runner, StepCallback
+from rendercost.domain.runner import Runner
 from rendercost.domain.specs import OutputFormat, Priority, RenderRequest, RenderSpec
 from rendercost.execution.worker.loop import Worker
 from rendercost.execution.worker.pricing import WorkerPricing
 from rendercost.execution.worker.setup import build_runner
 from rendercost.queue.sql_store import SqlJobStore
 from rendercost.settings import Settings
+from rendercost.testing.runner import FakeRunner, TimedRunner
 
 # --- part 1: queue throughput ------------------------------------------------------------------------
 
 
-class NoopRunner:
+def noop_runner() -> FakeRunner:
     """Answers every plan at once with a tiny PNG per item and a few microseconds per stage."""
-
-    def __init__(self) -> None:
-        buffer = io.BytesIO()
-        Image.new("RGB", (8, 8), (10, 20, 30)).save(buffer, format="PNG")
-        self._png = buffer.getvalue()
-
-    def run(self, plan: BatchPlan, on_step: StepCallback | None = None) -> RenderResult:
-        images = tuple(RenderedImage(item, self._png, "image/png", item.spec.seed) for item in plan.items)
-        return RenderResult(plan.batch_id, images, {Stage.DENOISE: 1e-6}, device="cpu")
+    return FakeRunner(
+        stage_seconds={Stage.DENOISE: 1e-6}, image_size=(8, 8), colour=lambda _spec: (10, 20, 30)
+    )
 
 
 def queue_throughput(url: str, jobs: int, workdir: Path) -> tuple[float, float, float]:
@@ -81,7 +75,7 @@ def queue_throughput(url: str, jobs: int, workdir: Path) -> tuple[float, float, 
         store = SqlJobStore(engine)
         worker = Worker(
             store,
-            NoopRunner(),
+            noop_runner(),
             LocalArtifactStore(workdir / f"artifacts-{uuid.uuid4().hex[:6]}"),
             BatchPlanner(max_batch_size=4, max_wait_ms=0),
             WorkerPricing.from_settings(Settings(data_dir=workdir)),
@@ -169,21 +163,6 @@ class Measured:
     def overhead_ms(self) -> float:
         """Wall time outside the runner, per image: what the path adds to rendering."""
         return 1000 * (self.wall_s - self.runner_s) / self.images
-
-
-class TimedRunner:
-    """Passes calls to a runner and adds up the time spent in them."""
-
-    def __init__(self, runner: Runner) -> None:
-        self.runner = runner
-        self.seconds = 0.0
-
-    def run(self, plan: BatchPlan, on_step: StepCallback | None = None) -> RenderResult:
-        start = time.perf_counter()
-        try:
-            return self.runner.run(plan, on_step)
-        finally:
-            self.seconds += time.perf_counter() - start
 
 
 def plain_loop(runner: Runner, settings: Settings, lines: list[str], out: Path) -> Measured:

@@ -19,8 +19,6 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from rendercost.llm_gateway.config import LlmProviderConfig
-
 DEFAULT_MODEL_NAME = "default"  # the embedded tiny model, built on first use
 
 
@@ -37,6 +35,20 @@ class ModelConfig(BaseModel):
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"  # auto: bf16 on CUDA, fp32 on CPU
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
     speed_loras: dict[str, str] = Field(default_factory=dict)  # preset name -> LoRA name (file stem)
+
+
+class LlmProviderConfig(BaseModel):
+    """One prompt-rewrite LLM provider of the chain (``llm_gateway`` builds the gateway from these)."""
+
+    name: str  # unique, shown in results and errors
+    kind: Literal["openai", "anthropic"]  # openai = any OpenAI-compatible API (vLLM, Ollama, ...)
+    model: str  # LLM model; priced from the catalog's [llm."MODEL"]
+    base_url: str | None = None  # None: the vendor's public API
+    keys: dict[str, float] = Field(default_factory=dict)  # env var name -> weight, e.g. {"OPENAI_KEY_1": 2}
+    timeout_s: float = 10.0  # per call
+    max_attempts: int = 3  # calls per rewrite on this provider
+    failure_threshold: int = 3  # consecutive failed rewrites that open the circuit
+    cooldown_s: float = 30.0  # open circuit rest before a half-open probe
 
 
 class SpeedSwitches(BaseModel):

@@ -20,7 +20,8 @@ from rendercost.cli.batch_run import TENANT
 from rendercost.domain.costs import DEVICE_STAGES
 from rendercost.domain.jobs import JobState
 from rendercost.queue.sql_store import SqlJobStore
-from tests.integration.worker_helpers import RENDERCOST, child_env, wait_for, write_config
+from rendercost.testing.waiting import wait_until
+from tests.integration.worker_helpers import POLL_S, RENDERCOST, child_env, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -128,7 +129,7 @@ def test_killed_run_resumes_and_renders_only_what_is_missing(
         command, env=child_env(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
-        wait_for(lambda: len(succeeded()) >= 4, timeout_s=600, what="the first jobs")
+        wait_until(lambda: len(succeeded()) >= 4, what="the first jobs", timeout_s=600, interval_s=POLL_S)
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=30)
     finally:

@@ -4,7 +4,6 @@ a webhook receiver of our own on loopback."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -18,6 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from rendercost.api.webhooks import SIGNATURE_HEADER, verify_signature
+from rendercost.testing.waiting import wait_for_job, wait_until
 from tests.integration.http_server import live_server, uvicorn_thread
 
 pytestmark = pytest.mark.slow
@@ -41,13 +41,11 @@ def receiver() -> Iterator[tuple[str, list[tuple[bytes, dict[str, str]]]]]:
 
 
 def wait_for(client: httpx.Client, job_id: str, timeout_s: float = 120) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    def read() -> dict[str, Any]:
         job: dict[str, Any] = client.get(f"/v1/jobs/{job_id}").json()
-        if job["state"] in ("succeeded", "failed", "cancelled"):
-            return job
-        time.sleep(0.05)
-    raise AssertionError(f"job {job_id} did not finish")
+        return job
+
+    return wait_for_job(read, what=f"job {job_id}", timeout_s=timeout_s, interval_s=0.05)
 
 
 def test_jobs_path(
@@ -98,9 +96,7 @@ def test_jobs_path(
         assert globex.get(f"/v1/images/{image['id']}").status_code == 404
         assert globex.get("/v1/jobs").json()["data"] == []
 
-        deadline = time.monotonic() + 30
-        while not received and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: received, what="the webhook retried after a 503", timeout_s=30, interval_s=0.05)
         assert len(received) == 1, "the webhook was not retried after a 503"
         raw_body, headers = received[0]
         assert verify_signature("hook-secret", raw_body, headers[SIGNATURE_HEADER.lower()])

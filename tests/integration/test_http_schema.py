@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
+from rendercost.testing.runner import FakeRunner
 from tests.integration.http_server import LiveServer, live_server
-from tests.unit.api.conftest import PaintingRunner
 
 pytestmark = pytest.mark.slow
 
@@ -29,7 +29,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> It
     overrides = {"max_n": 2, "rate_limit_key_requests_per_minute": 0, "rate_limit_key_images_per_minute": 0}
     # The contract is under test, not rendering: schemathesis may ask for 60 CFG steps at 1024x1024,
     # which the CPU would take minutes over, so images are painted at the Runner seam.
-    painter = PaintingRunner()
+    painter = FakeRunner()
     with live_server(data_dir, tiny_model_dir, runner=painter, **overrides) as live:  # type: ignore[arg-type]
         yield live
 

@@ -27,7 +27,8 @@ from rendercost.domain.jobs import JobState
 from rendercost.domain.specs import Priority, RenderRequest, RenderSpec
 from rendercost.ledger.idle import IDLE_TENANT
 from rendercost.queue.sql_store import SqlJobStore
-from tests.integration.worker_helpers import RENDERCOST, child_env, wait_for, write_config
+from rendercost.testing.waiting import wait_until
+from tests.integration.worker_helpers import POLL_S, RENDERCOST, child_env, write_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -64,7 +65,12 @@ def test_sigkill_mid_batch_then_restart_bills_each_job_once(
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_for(lambda: count(store, JobState.SUCCEEDED) >= 4, timeout_s=600, what="the first batch")
+        wait_until(
+            lambda: count(store, JobState.SUCCEEDED) >= 4,
+            what="the first batch",
+            timeout_s=600,
+            interval_s=POLL_S,
+        )
         victim.send_signal(signal.SIGKILL)
         victim.wait(timeout=30)
     finally:
@@ -131,7 +137,12 @@ def test_sigterm_drains_and_exits_cleanly(tiny_model_dir: Path, tmp_path: Path) 
         text=True,
     )
     try:
-        wait_for(lambda: count(store, JobState.SUCCEEDED) >= 1, timeout_s=600, what="a first job")
+        wait_until(
+            lambda: count(store, JobState.SUCCEEDED) >= 1,
+            what="a first job",
+            timeout_s=600,
+            interval_s=POLL_S,
+        )
         worker.send_signal(signal.SIGTERM)
         stdout, _ = worker.communicate(timeout=300)
     finally:

@@ -1,12 +1,11 @@
 """What the worker and batch-CLI integration tests share: a settings file for a `rendercost` child
-process, the environment to run it in, and polling the database while it works."""
+process, the environment to run it in, and how often to poll the database while it works
+(``rendercost.testing.waiting.wait_until``)."""
 
 from __future__ import annotations
 
 import os
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 RENDERCOST = str(Path(sys.executable).parent / "rendercost")  # the console script of this venv
@@ -34,12 +33,3 @@ def child_env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RENDERCOST_")}
     env.update(OMP_NUM_THREADS="1", XDG_DATA_HOME=str(tmp_path / "xdg"), PYTHONUNBUFFERED="1")
     return env
-
-
-def wait_for(condition: Callable[[], bool], *, timeout_s: float, what: str) -> None:
-    """Poll ``condition`` until it holds; fail the test naming ``what`` after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
-        time.sleep(POLL_S)

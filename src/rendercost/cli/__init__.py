@@ -1,12 +1,17 @@
 """The ``rendercost`` command: one Typer app; each sub-module registers its own commands.
 
-Global options (before the command): ``--config FILE`` and ``--data-dir DIR``. Any RenderCostError or
-bad input ends the command with exit code 2 and one readable line on stderr.
+Global options (before the command): ``--config FILE``, ``--data-dir DIR`` and ``--version``. Any
+RenderCostError or bad input ends the command with exit code 2 and one readable line on stderr.
+
+Command modules import the heavy packages (torch, diffusers, the API, the stores) inside the command
+that runs, never at module level: ``rendercost --help`` and ``--version`` start in well under a second
+(``tests/unit/cli/test_startup.py`` checks what they import).
 """
 
 from __future__ import annotations
 
 import os
+from importlib.metadata import version
 
 # diffusers and transformers announce optional backends (torchvision, ...) on import; a CLI user
 # wants errors only. Set before any submodule imports them; an explicit env setting still wins.
@@ -30,6 +35,12 @@ app = typer.Typer(
 )
 
 
+def _print_version(requested: bool) -> None:
+    if requested:
+        typer.echo(f"rendercost {version('rendercost')}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _global_options(
     ctx: typer.Context,
@@ -40,6 +51,10 @@ def _global_options(
         Path | None,
         typer.Option("--data-dir", help="Models, database, artifacts (or RENDERCOST_DATA_DIR)."),
     ] = None,
+    _version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
 ) -> None:
     ctx.obj = CliState(config=config, data_dir=data_dir)
 

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -40,16 +40,10 @@ from rendercost.domain.jobs import Job, JobState
 from rendercost.domain.money import ZERO, usd_text
 from rendercost.domain.runner import Runner
 from rendercost.domain.specs import OutputFormat, RenderRequest
-from rendercost.execution.worker.loop import Worker
-from rendercost.execution.worker.pricing import WorkerPricing
-from rendercost.execution.worker.setup import (
-    LockedRunner,
-    build_runner,
-    build_worker,
-    default_worker_id,
-    open_job_store,
-)
 from rendercost.settings import Settings
+
+if TYPE_CHECKING:
+    from rendercost.execution.worker.loop import Worker
 
 EXIT_SOME_FAILED = 1
 
@@ -102,10 +96,21 @@ def run_batch(
     out: Path | None,
     workers: int,
     console: Console,
-    runner_factory: Callable[[Settings], Runner] = build_runner,
+    runner_factory: Callable[[Settings], Runner] | None = None,
 ) -> BatchOutcome:
-    """Queue ``lines`` (idempotently), render them with ``workers`` threads, copy the images to ``out``."""
-    from rendercost.execution.models.registry import ModelRegistry  # imports torch; loads no weights
+    """Queue ``lines`` (idempotently), render them with ``workers`` threads, copy the images to ``out``.
+
+    ``runner_factory`` defaults to ``build_runner`` (the diffusers runner)."""
+    # The execution package (torch, diffusers): imported only when a batch runs. Loads no weights.
+    from rendercost.execution.models.registry import ModelRegistry
+    from rendercost.execution.worker.pricing import WorkerPricing
+    from rendercost.execution.worker.setup import (
+        LockedRunner,
+        build_runner,
+        build_worker,
+        default_worker_id,
+        open_job_store,
+    )
 
     with open_job_store(settings) as store:
         pricing = WorkerPricing.from_settings(settings)
@@ -123,7 +128,7 @@ def run_batch(
 
         def make_worker(index: int) -> Worker:
             if not shared_runner:
-                runner = runner_factory(settings)
+                runner = (runner_factory or build_runner)(settings)
                 shared_runner.append(LockedRunner(runner) if workers > 1 else runner)
             return build_worker(
                 settings,

@@ -14,19 +14,22 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from rendercost.cli.batch_lines import BatchLine
 from rendercost.domain.jobs import TERMINAL_STATES, Job, JobState
 from rendercost.domain.money import ZERO
 from rendercost.domain.specs import RenderRequest
-from rendercost.execution.worker.loop import Worker
 from rendercost.queue.protocol import JobStore
+
+if TYPE_CHECKING:
+    from rendercost.execution.worker.loop import Worker
 
 TENANT = "cli"  # owner of the jobs `rendercost batch` queues
 RETRY_KEY_LIMIT = 100  # re-queues of one line (after dead-letters) before giving up on it
 POLL_INTERVAL_S = 5.0  # how often jobs are re-read from the database (others may settle them)
 
-WorkerFactory = Callable[[int], Worker]  # thread index -> its worker
+WorkerFactory = Callable[[int], "Worker"]  # thread index -> its worker
 CacheAnswer = Callable[[RenderRequest, str], Job | None]  # (request, idempotency key) -> answered job
 
 

@@ -13,22 +13,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from sqlalchemy import Engine
 
-from rendercost.api.app import resolve_webhook_secret
 from rendercost.cli.common import cli_errors, fail, load_settings
 from rendercost.db.clock import as_utc
 from rendercost.db.engine import create_db_engine
-from rendercost.db.migrate import migrate
-from rendercost.governance.alerts import AlertNotifier
 from rendercost.governance.anomaly import Thresholds, scan
 from rendercost.governance.budgets import BudgetStore
 from rendercost.governance.focus import write_focus
 from rendercost.governance.reports import Report, build_report, parse_dimensions
 from rendercost.governance.tables import GLOBAL_SCOPE
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 export_app = typer.Typer(help="Export the ledger.", no_args_is_help=True)
 budgets_app = typer.Typer(
@@ -63,6 +62,8 @@ def _engine(ctx: typer.Context) -> Iterator[Engine]:
     settings = load_settings(ctx)
     engine = create_db_engine(settings.resolved_database_url)
     try:
+        from rendercost.db.migrate import migrate  # alembic: only when a command opens the database
+
         migrate(engine)
         yield engine
     finally:
@@ -166,6 +167,9 @@ def anomalies(
     with cli_errors(), _engine(ctx) as engine:
         found = scan(engine, start, end, thresholds=limits)
         if alert:
+            from rendercost.api.app import resolve_webhook_secret  # imports fastapi
+            from rendercost.governance.alerts import AlertNotifier  # imports httpx
+
             notifier = AlertNotifier(
                 BudgetStore(engine),
                 webhook_url=settings.budget_alert_webhook_url,

@@ -15,7 +15,6 @@ import typer
 from rendercost.auth.keys import KeyStore, parse_tags
 from rendercost.cli.common import cli_errors, load_settings
 from rendercost.db.engine import create_db_engine
-from rendercost.db.migrate import migrate
 from rendercost.settings import Settings
 
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
@@ -30,6 +29,8 @@ def register(app: typer.Typer) -> None:
 def _key_store(settings: Settings) -> Iterator[KeyStore]:
     engine = create_db_engine(settings.resolved_database_url)
     try:
+        from rendercost.db.migrate import migrate  # alembic: only when a command opens the database
+
         migrate(engine)
         yield KeyStore(engine)
     finally:

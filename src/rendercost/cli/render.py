@@ -38,9 +38,7 @@ from rendercost.artifacts.metadata import embed_receipt
 from rendercost.caches.http_result import hit_receipt
 from rendercost.caches.result_cache import ResultCache, result_key
 from rendercost.cli.common import cli_errors, load_settings
-from rendercost.cli.render_rewrite import CliRewrite, rewrite_spec
 from rendercost.db.engine import create_db_engine
-from rendercost.db.migrate import migrate
 from rendercost.domain.batch import BatchItem, BatchPlan
 from rendercost.domain.controls import RewriteRecord
 from rendercost.domain.costs import CostLine, PricingModel, Receipt
@@ -63,6 +61,7 @@ from rendercost.ledger.receipts import receipt_payload
 from rendercost.settings import ModelConfig, Settings
 
 if TYPE_CHECKING:
+    from rendercost.cli.render_rewrite import CliRewrite
     from rendercost.execution.models.registry import ModelRegistry
 
 STORAGE_BACKEND = "local"  # the CLI writes to this machine's disk
@@ -144,6 +143,8 @@ def render(
         use_cache = not no_cache and seed != RANDOM_SEED
         rewritten = None
         if rewrite:
+            from rendercost.cli.render_rewrite import rewrite_spec  # the LLM gateway
+
             spec, rewritten = rewrite_spec(
                 settings, registry, spec, use_cache=not no_cache, truncate=truncate
             )
@@ -262,6 +263,8 @@ class _Renderer:
             return
         engine = create_db_engine(self.settings.resolved_database_url)
         try:
+            from rendercost.db.migrate import migrate  # alembic
+
             migrate(engine)
             yield ResultCache(engine, self.settings.result_cache_ttl_seconds)
         finally:

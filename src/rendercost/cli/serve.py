@@ -14,35 +14,26 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-import uvicorn
-from fastapi import FastAPI
-from sqlalchemy import Engine
 
-from rendercost.api.app import build_services, create_app
-from rendercost.api.deps import ApiServices, ReadinessCheck
-from rendercost.api.translate import ModelCatalog
-from rendercost.artifacts.local import LocalArtifactStore
-from rendercost.auth.keys import CreatedKey
 from rendercost.cli.common import cli_errors, load_settings
-from rendercost.db.engine import create_db_engine
-from rendercost.db.migrate import migrate
-from rendercost.domain.jobs import Job
-from rendercost.domain.runner import Runner
 from rendercost.errors import ModelLoadFailed, PresetUnavailable, UnknownLora
-from rendercost.execution.models.registry import ModelRegistry
-from rendercost.execution.models.sentence_embedder import MiniLmEmbedder
-from rendercost.execution.pipeline.prompt_embeddings import encoder_from_settings
-from rendercost.execution.pipeline.runner import DiffusersRunner
-from rendercost.execution.worker.loop import Worker
-from rendercost.execution.worker.setup import LockedRunner, build_worker, default_worker_id, idle_metered
-from rendercost.llm_gateway.rewriter import PromptRewriter
 from rendercost.observability.logging import configure_logging
-from rendercost.observability.metrics import MeteredRunner, Metrics
-from rendercost.queue.sql_store import SqlJobStore
-from rendercost.settings import Settings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+    from sqlalchemy import Engine
+
+    from rendercost.api.deps import ApiServices, ReadinessCheck
+    from rendercost.api.translate import ModelCatalog
+    from rendercost.auth.keys import CreatedKey
+    from rendercost.domain.jobs import Job
+    from rendercost.domain.runner import Runner
+    from rendercost.execution.models.registry import ModelRegistry
+    from rendercost.execution.worker.loop import Worker
+    from rendercost.settings import Settings
 
 ADMIN_KEY_FILE = "admin-key"  # in data_dir
 
@@ -180,6 +171,21 @@ def embedded_server(
     ``catalog`` (what the API checks before queueing) to that same registry. ``webhooks=False`` leaves
     webhook delivery to another process. On exit the workers drain and the database engine is disposed.
     """
+    # The API (fastapi), the execution package (torch, diffusers) and the stores: imported only when a
+    # server is assembled, so the other commands and ``--help`` start without them.
+    from rendercost.api.app import build_services, create_app
+    from rendercost.artifacts.local import LocalArtifactStore
+    from rendercost.db.engine import create_db_engine
+    from rendercost.db.migrate import migrate
+    from rendercost.execution.models.registry import ModelRegistry
+    from rendercost.execution.models.sentence_embedder import MiniLmEmbedder
+    from rendercost.execution.pipeline.prompt_embeddings import encoder_from_settings
+    from rendercost.execution.pipeline.runner import DiffusersRunner
+    from rendercost.execution.worker.setup import LockedRunner, build_worker, default_worker_id, idle_metered
+    from rendercost.llm_gateway.rewriter import PromptRewriter
+    from rendercost.observability.metrics import MeteredRunner, Metrics
+    from rendercost.queue.sql_store import SqlJobStore
+
     engine = create_db_engine(settings.resolved_database_url)
     stack = ExitStack()  # the device's idle meter: closed after the workers stop
     try:
@@ -256,6 +262,8 @@ def serve(
     ] = False,
 ) -> None:
     """Serve the HTTP API (OpenAI-compatible images, jobs, metrics) with in-process workers."""
+    import uvicorn
+
     settings = load_settings(ctx, host=host, port=port)
     configure_logging()
     with cli_errors(), embedded_server(settings, workers=0 if no_worker else workers) as server:

@@ -16,17 +16,7 @@ from typing import Annotated
 
 import typer
 
-from rendercost.artifacts.local import LocalArtifactStore
-from rendercost.caches.http_result import ResultCacheGate, storing_hook
-from rendercost.caches.result_cache import ResultCache
 from rendercost.cli.common import cli_errors, load_settings
-from rendercost.execution.worker.setup import (
-    build_runner,
-    build_worker,
-    default_worker_id,
-    idle_metered,
-    open_job_store,
-)
 from rendercost.observability.logging import configure_logging
 
 
@@ -52,8 +42,20 @@ def worker(
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    # The execution package (torch, diffusers) and the stores: imported only when this command runs.
+    from rendercost.artifacts.local import LocalArtifactStore
+    from rendercost.caches.http_result import ResultCacheGate, storing_hook
+    from rendercost.caches.result_cache import ResultCache
+    from rendercost.execution.models.registry import ModelRegistry
+    from rendercost.execution.worker.setup import (
+        build_runner,
+        build_worker,
+        default_worker_id,
+        idle_metered,
+        open_job_store,
+    )
+
     worker_id = worker_id or default_worker_id()
-    from rendercost.execution.models.registry import ModelRegistry  # imports torch: only when rendering
 
     with cli_errors():
         registry = ModelRegistry(settings)  # one registry: the runner's models are the ones fingerprinted

@@ -1,55 +1,20 @@
 """Fixtures for the API unit tests: the real app, store, worker and ledger over SQLite, with the model
-replaced at its one seam (``Runner``) by a painter that returns small real images at once."""
+replaced at its one seam (``Runner``) by ``FakeRunner``, which returns small real images at once."""
 
 from __future__ import annotations
 
-import io
-import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from PIL import Image
 
 from rendercost.api.translate import SettingsModelCatalog
 from rendercost.cli.serve import EmbeddedServer, embedded_server
-from rendercost.domain.batch import BatchPlan, RenderedImage, RenderResult
-from rendercost.domain.costs import Stage
-from rendercost.domain.runner import StepCallback
 from rendercost.settings import Settings
-
-ENCODERS = {"png": ("PNG", "image/png"), "jpeg": ("JPEG", "image/jpeg"), "webp": ("WEBP", "image/webp")}
-
-
-@dataclass
-class PaintingRunner:
-    """Paints each image a flat colour from its seed; ``gate`` (when set) holds every call until opened."""
-
-    calls: list[int] = field(default_factory=list)  # batch sizes seen
-    gate: threading.Event | None = None
-    fail_with: Exception | None = None
-
-    def run(self, plan: BatchPlan, on_step: StepCallback | None = None) -> RenderResult:
-        if self.gate is not None:
-            self.gate.wait(30)
-        if self.fail_with is not None:
-            raise self.fail_with
-        self.calls.append(plan.size)
-        images = []
-        for item in plan.items:
-            spec = item.spec
-            fmt, media_type = ENCODERS[str(spec.output_format)]
-            buffer = io.BytesIO()
-            colour = (spec.seed % 256, (spec.seed // 256) % 256, 128)
-            Image.new("RGB", (spec.width, spec.height), colour).save(buffer, fmt)
-            images.append(
-                RenderedImage(item=item, data=buffer.getvalue(), media_type=media_type, seed=spec.seed)
-            )
-        stages = {Stage.TEXT_ENCODE: 0.01, Stage.DENOISE: 0.05, Stage.DECODE: 0.02, Stage.POSTPROCESS: 0.001}
-        return RenderResult(batch_id=plan.batch_id, images=tuple(images), stage_seconds=stages, device="cpu")
+from rendercost.testing.runner import FakeRunner
 
 
 def api_settings(tmp_path: Path, **overrides: Any) -> Settings:
@@ -72,7 +37,7 @@ class Api:
 
     server: EmbeddedServer
     client: TestClient
-    runner: PaintingRunner
+    runner: FakeRunner
     key: str
 
     def headers(self, key: str | None = None) -> dict[str, str]:
@@ -91,9 +56,9 @@ def make_api(tmp_path: Path) -> Iterator[ApiFactory]:
     stack: list[Any] = []
 
     def make(
-        *, workers: int = 1, runner: PaintingRunner | None = None, webhooks: bool = True, **overrides: Any
+        *, workers: int = 1, runner: FakeRunner | None = None, webhooks: bool = True, **overrides: Any
     ) -> Api:
-        painter = runner or PaintingRunner()
+        painter = runner or FakeRunner()
         settings = api_settings(tmp_path, **overrides)
         catalog = SettingsModelCatalog(settings)
         context = embedded_server(

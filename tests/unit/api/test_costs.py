@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import csv
 import io
-import time
 from decimal import Decimal
 
-from rendercost.domain.jobs import TERMINAL_STATES, JobState
+from rendercost.domain.jobs import JobState
 from rendercost.ledger.ledger import Ledger
+from rendercost.testing.waiting import wait_for_job
 from tests.unit.api.conftest import Api, ApiFactory
 
 BODY = {"prompt": "a red fox", "size": "64x64", "n": 1}
@@ -16,18 +16,14 @@ BODY = {"prompt": "a red fox", "size": "64x64", "n": 1}
 
 def _render(api: Api, key: str | None = None, **headers: str) -> int:
     """Queue a render (POST /v1/jobs) and wait for its worker to finish it; the HTTP status, or the
-    job's final state as 200 (succeeded) / 500 (anything else)."""
+    job's final state as 200 (succeeded) / 500 (anything else). A job still unfinished after 20 s
+    fails the test."""
     response = api.client.post("/v1/jobs", json=BODY, headers={**api.headers(key), **headers})
     if response.status_code != 202:
         return response.status_code
     job_id = response.json()["id"]
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        job = api.server.services.store.get(job_id)
-        if job.state in TERMINAL_STATES:
-            return 200 if job.state == JobState.SUCCEEDED else 500
-        time.sleep(0.02)
-    return 504
+    job = wait_for_job(lambda: api.server.services.store.get(job_id), what=f"job {job_id}", timeout_s=20)
+    return 200 if job.state == JobState.SUCCEEDED else 500
 
 
 def test_budget_breaker_refuses_with_402_until_override(make_api: ApiFactory) -> None:

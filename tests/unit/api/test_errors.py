@@ -148,9 +148,9 @@ def test_a_render_that_does_not_finish_in_time_is_504(make_api: ApiFactory) -> N
 
 def test_a_failed_render_is_500_render_failed(make_api: ApiFactory) -> None:
     from rendercost.errors import InvalidRequest
-    from tests.unit.api.conftest import PaintingRunner
+    from rendercost.testing.runner import FakeRunner
 
-    api = make_api(runner=PaintingRunner(fail_with=InvalidRequest("the model refused")))
+    api = make_api(runner=FakeRunner(fail_with=InvalidRequest("the model refused")))
     error = assert_error(
         api.client.post(GEN, json={"prompt": "x"}, headers=api.headers()), 500, "render_failed"
     )

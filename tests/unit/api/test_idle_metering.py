@@ -12,12 +12,13 @@ from rendercost.cli.serve import embedded_server
 from rendercost.db.engine import create_db_engine
 from rendercost.domain.costs import Stage
 from rendercost.ledger.tables import cost_lines
-from tests.unit.api.conftest import PaintingRunner, api_settings
+from rendercost.testing.runner import FakeRunner
+from tests.unit.api.conftest import api_settings
 
 
 def test_serving_records_idle_device_time_as_idle_lines(tmp_path: Path) -> None:
     settings = api_settings(tmp_path)
-    painter = PaintingRunner()
+    painter = FakeRunner()
     catalog = SettingsModelCatalog(settings)
     with embedded_server(settings, workers=2, runner=painter, catalog=catalog) as server:
         key = server.services.keys.create("acme").secret

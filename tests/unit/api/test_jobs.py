@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import time
 from decimal import Decimal
 from typing import Any
 
+from rendercost.testing.waiting import wait_for_job
 from tests.unit.api.conftest import Api, ApiFactory
 
 
 def wait_done(api: Api, job_id: str, key: str | None = None, timeout_s: float = 20) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        job = api.client.get(f"/v1/jobs/{job_id}", headers=api.headers(key)).json()
-        if job["state"] in ("succeeded", "failed", "cancelled"):
-            return job
-        time.sleep(0.02)
-    raise AssertionError(f"job {job_id} did not finish")
+    def read() -> dict[str, Any]:
+        job: dict[str, Any] = api.client.get(f"/v1/jobs/{job_id}", headers=api.headers(key)).json()
+        return job
+
+    return wait_for_job(read, what=f"job {job_id}", timeout_s=timeout_s)
 
 
 def test_submit_poll_and_fetch_results(api: Api) -> None:

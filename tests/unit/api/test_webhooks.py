@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 
 import httpx
 
 from rendercost.api.views import webhook_payload
 from rendercost.api.webhooks import SIGNATURE_HEADER, WebhookDispatcher, sign, verify_signature
+from rendercost.domain.jobs import JobState
+from rendercost.testing.waiting import wait_for_job
 from tests.unit.api.conftest import Api, ApiFactory
 
 HOOK = "http://127.0.0.1:9/hook"  # never contacted: the transport answers
@@ -28,10 +29,12 @@ def _finished_job_with_hook(api: Api, key: str | None = None) -> str:
     job_id: str = api.client.post(
         "/v1/jobs", json={"prompt": "hook", "webhook_url": HOOK}, headers=api.headers(key)
     ).json()["id"]
-    deadline = time.monotonic() + 20
-    while api.client.get(f"/v1/jobs/{job_id}", headers=api.headers(key)).json()["state"] != "succeeded":
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    wait_for_job(
+        lambda: api.client.get(f"/v1/jobs/{job_id}", headers=api.headers(key)).json(),
+        what=f"job {job_id}",
+        states={JobState.SUCCEEDED},
+        timeout_s=20,
+    )
     return job_id
 
 

@@ -1,27 +1,25 @@
-"""The worker loop against the real SQL job store (SQLite and PostgreSQL) with a function runner: the
+"""The worker loop against the real SQL job store (SQLite and PostgreSQL) with the fake runner: the
 seam the worker isolates. The tiny diffusers model runs in test_worker_tiny.py."""
 
 from __future__ import annotations
 
-import io
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
-from PIL import Image
 from sqlalchemy import Engine
 
 from rendercost.artifacts.local import TEMP_PREFIX, LocalArtifactStore
 from rendercost.artifacts.metadata import read_receipt
 from rendercost.artifacts.protocol import ArtifactRef
 from rendercost.batching.planner import BatchPlanner
-from rendercost.domain.batch import BatchItem, BatchPlan, RenderedImage, RenderResult
+from rendercost.domain.batch import BatchItem, BatchPlan
 from rendercost.domain.costs import DEVICE_STAGES, PricingModel, Stage
 from rendercost.domain.jobs import Job, JobState
 from rendercost.domain.money import cost_of_seconds
@@ -34,6 +32,7 @@ from rendercost.execution.worker.pricing import WorkerPricing
 from rendercost.execution.worker.settle import Settler, WorkerStats
 from rendercost.ledger.catalog import PriceCatalog
 from rendercost.queue.sql_store import SqlJobStore
+from rendercost.testing.runner import BeforeHook, FakeRunner
 
 SPEC = RenderSpec(prompt="a lighthouse", preset="lightning", width=64, height=64)
 STAGE_SECONDS = {
@@ -46,27 +45,9 @@ STAGE_SECONDS = {
 LINES_PER_IMAGE = len(DEVICE_STAGES) + 1  # device stages + storage
 
 
-def png(seed: int) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (8, 8), (seed % 256, 40, 90)).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-@dataclass
-class FunctionRunner:
-    """Answers a plan with small real PNGs; records the plans; optional hook runs before answering."""
-
-    plans: list[BatchPlan] = field(default_factory=list)
-    before: Callable[[BatchPlan, StepCallback | None], None] | None = None
-
-    def run(self, plan: BatchPlan, on_step: StepCallback | None = None) -> RenderResult:
-        self.plans.append(plan)
-        if self.before is not None:
-            self.before(plan, on_step)
-        images = tuple(
-            RenderedImage(item, png(item.spec.seed), "image/png", item.spec.seed) for item in plan.items
-        )
-        return RenderResult(plan.batch_id, images, dict(STAGE_SECONDS), device="cpu")
+def fake_runner(before: BeforeHook | None = None) -> FakeRunner:
+    """Small real PNGs (8x8) reporting ``STAGE_SECONDS``; ``before`` runs first in every call."""
+    return FakeRunner(stage_seconds=STAGE_SECONDS, image_size=(8, 8), before=before)
 
 
 @pytest.fixture
@@ -89,7 +70,7 @@ def make_worker(
     store: SqlJobStore, artifacts: LocalArtifactStore, pricing: WorkerPricing
 ) -> Iterator[Callable[..., Worker]]:
     def make(
-        runner: FunctionRunner, *, max_batch_size: int = 4, clock: Callable[[], float] | None = None
+        runner: FakeRunner, *, max_batch_size: int = 4, clock: Callable[[], float] | None = None
     ) -> Worker:
         return Worker(
             store,
@@ -115,7 +96,7 @@ def test_burst_renders_stores_and_bills_every_job(
 ) -> None:
     sizes = [1, 2, 1, 3]
     job_ids = [enqueue(store, n, seed=100 * i) for i, n in enumerate(sizes)]
-    runner = FunctionRunner()
+    runner = fake_runner()
     stats = make_worker(runner).run_burst()
 
     assert stats.jobs_succeeded == 4
@@ -144,7 +125,7 @@ def test_lines_of_a_batch_sum_exactly_to_the_batch_cost(
     store: SqlJobStore, make_worker: Callable[..., Worker], pricing: WorkerPricing
 ) -> None:
     small, large = enqueue(store, 1), enqueue(store, 3, seed=50)
-    runner = FunctionRunner()
+    runner = fake_runner()
     make_worker(runner).run_burst()
     assert len(runner.plans) == 1
     lines = store.ledger.lines_for_job(small) + store.ledger.lines_for_job(large)
@@ -170,7 +151,7 @@ def test_job_larger_than_a_batch_is_settled_once_all_images_are_in(
 ) -> None:
     job_id = enqueue(store, 6)
     seen_states: list[JobState] = []
-    runner = FunctionRunner(before=lambda plan, _: seen_states.append(store.get(job_id).state))
+    runner = fake_runner(before=lambda plan, _: seen_states.append(store.get(job_id).state))
     make_worker(runner).run_burst()
     assert [plan.size for plan in runner.plans] == [4, 2]
     assert seen_states == [JobState.RUNNING, JobState.RUNNING]  # not completed between its batches
@@ -188,7 +169,7 @@ def test_bad_input_is_dead_lettered_at_once(store: SqlJobStore, make_worker: Cal
     def refuse(plan: BatchPlan, on_step: StepCallback | None) -> None:
         raise InvalidRequest("preset 'lightning' needs a speed LoRA", param="preset")
 
-    stats = make_worker(FunctionRunner(before=refuse)).run_burst()
+    stats = make_worker(fake_runner(before=refuse)).run_burst()
     job = store.get(job_id)
     assert job.state is JobState.FAILED
     assert job.attempts == 1
@@ -205,7 +186,7 @@ def test_a_crashing_runner_is_retried_then_dead_lettered(
     def crash(plan: BatchPlan, on_step: StepCallback | None) -> None:
         raise RuntimeError("CUDA error: device-side assert")
 
-    runner = FunctionRunner(before=crash)
+    runner = fake_runner(before=crash)
     make_worker(runner).run_burst()  # backoff is 0: the burst worker claims the retries at once
     job = store.get(job_id)
     assert len(runner.plans) == 3
@@ -222,7 +203,7 @@ def test_one_failure_does_not_stop_the_loop(store: SqlJobStore, make_worker: Cal
         if plan.items[0].spec.width == 128:
             raise InvalidRequest("no")
 
-    make_worker(FunctionRunner(before=refuse_wide)).run_burst()
+    make_worker(fake_runner(before=refuse_wide)).run_burst()
     assert store.get(bad).state is JobState.FAILED
     assert store.get(good).state is JobState.SUCCEEDED
 
@@ -235,7 +216,7 @@ def test_cancelled_while_rendering_is_not_billed(
     def cancel(plan: BatchPlan, on_step: StepCallback | None) -> None:
         store.cancel(job_id)
 
-    runner = FunctionRunner(before=cancel)
+    runner = fake_runner(before=cancel)
     stats = make_worker(runner).run_burst()
     assert store.get(job_id).state is JobState.CANCELLED
     assert store.ledger.lines_for_job(job_id) == []
@@ -256,7 +237,7 @@ def test_progress_is_written_while_a_batch_runs(
             on_step(done, 4)
             seen.append(store.get(job_id).progress)
 
-    make_worker(FunctionRunner(before=steps), clock=lambda: now[0]).run_burst()
+    make_worker(fake_runner(before=steps), clock=lambda: now[0]).run_burst()
     assert seen == [pytest.approx(0.25), pytest.approx(0.5)]
 
 
@@ -267,7 +248,7 @@ def test_stop_finishes_the_batch_in_hand_and_releases_the_rest(
     wide = enqueue(store, spec=replace(SPEC, width=128))
     second = enqueue(store, seed=9)
     stop = threading.Event()
-    runner = FunctionRunner(before=lambda plan, _: stop.set())
+    runner = fake_runner(before=lambda plan, _: stop.set())
     make_worker(runner, max_batch_size=2).run_burst(stop)
 
     assert [[item.job_id for item in plan.items] for plan in runner.plans] == [[first, second]]
@@ -284,7 +265,7 @@ def test_expired_leases_of_a_dead_worker_are_taken_over(
     job_id = enqueue(store)
     store.claim("dead-worker", 1, lease_seconds=0.001)  # leased by a worker that died
     time.sleep(0.01)  # ... and its lease has run out
-    make_worker(FunctionRunner()).run_burst()
+    make_worker(fake_runner()).run_burst()
     job = store.get(job_id)
     assert job.state is JobState.SUCCEEDED
     assert job.attempts == 2
@@ -307,7 +288,7 @@ def test_a_failed_settle_leaves_the_job_to_be_rendered_again(
 
     def worker() -> Worker:
         planner = BatchPlanner(max_batch_size=4, max_wait_ms=0)
-        return Worker(store, FunctionRunner(), artifacts, planner, pricing, worker_id="w", lease_seconds=30)
+        return Worker(store, fake_runner(), artifacts, planner, pricing, worker_id="w", lease_seconds=30)
 
     worker().run_burst()  # settling fails: nothing is written, the lease is no longer kept alive
     assert store.get(job_id).state is JobState.RUNNING
@@ -333,7 +314,7 @@ def test_a_failed_store_fails_the_job_and_its_retry_renders_every_image(
             return super().put(data, media_type=media_type, suffix=suffix)
 
     job_id = enqueue(store, 6)  # two batches: the first one's files cannot be written
-    runner = FunctionRunner()
+    runner = fake_runner()
     planner = BatchPlanner(max_batch_size=4, max_wait_ms=0)
     worker = Worker(
         store, runner, FullDisk(tmp_path / "a"), planner, pricing, worker_id="w", lease_seconds=30
@@ -364,7 +345,7 @@ def test_a_reclaimed_job_is_not_dropped_for_its_failed_attempt(
         [job] = store.claim("w", 1, lease_seconds=30)
         settler.open(job)
         plan = BatchPlan("b1", tuple(BatchItem(job.id, i, replace(SPEC, seed=i)) for i in range(2)))
-        settler.submit(plan, FunctionRunner().run(plan), [job.id])
+        settler.submit(plan, fake_runner().run(plan), [job.id])
         settler.wait_idle()  # storing failed: the job is back in the queue and marked for dropping
         [again] = store.claim("w", 1, lease_seconds=30)  # the same worker takes the retry at once
         assert again.id == job_id and again.attempts == 2

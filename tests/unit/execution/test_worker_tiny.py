@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 from collections import defaultdict
-from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
@@ -15,11 +14,10 @@ from sqlalchemy import Engine
 
 from rendercost.artifacts.local import TEMP_PREFIX, LocalArtifactStore
 from rendercost.artifacts.metadata import read_receipt
-from rendercost.domain.batch import BatchPlan, RenderResult
 from rendercost.domain.costs import DEVICE_STAGES, PricingModel, Stage
 from rendercost.domain.jobs import JobState
 from rendercost.domain.money import cost_of_seconds
-from rendercost.domain.runner import Runner, StepCallback
+from rendercost.domain.runner import Runner
 from rendercost.domain.specs import Priority, RenderRequest, RenderSpec
 from rendercost.execution.worker.loop import Worker
 from rendercost.execution.worker.pricing import WorkerPricing
@@ -27,21 +25,9 @@ from rendercost.execution.worker.setup import build_planner
 from rendercost.ledger.catalog import PriceCatalog
 from rendercost.queue.sql_store import SqlJobStore
 from rendercost.settings import Settings
+from rendercost.testing.runner import TimedRunner
 
 pytestmark = pytest.mark.slow
-
-
-@dataclass
-class Recording:
-    """Passes plans to the real runner and keeps its results."""
-
-    runner: Runner
-    results: list[RenderResult] = field(default_factory=list)
-
-    def run(self, plan: BatchPlan, on_step: StepCallback | None = None) -> RenderResult:
-        result = self.runner.run(plan, on_step)
-        self.results.append(result)
-        return result
 
 
 def test_burst_on_the_tiny_model(
@@ -56,7 +42,7 @@ def test_burst_on_the_tiny_model(
     }
     artifacts = LocalArtifactStore(tmp_path / "artifacts")
     pricing = WorkerPricing(PriceCatalog.load(), "cpu", PricingModel.ON_DEMAND, "us-east-1")
-    runner = Recording(tiny_runner)
+    runner = TimedRunner(tiny_runner)  # keeps the real runner's results
     worker = Worker(store, runner, artifacts, build_planner(tiny_settings), pricing, worker_id="w")
     stats = worker.run_burst()
 

@@ -10,8 +10,10 @@ import pytest
 from sqlalchemy import Engine, insert, select
 
 from rendercost.db.clock import ManualClock
+from rendercost.domain.batch import BatchItem, BatchPlan
 from rendercost.domain.costs import Stage
 from rendercost.domain.money import cost_of_seconds
+from rendercost.domain.specs import RenderSpec
 from rendercost.governance.reports import build_report, parse_dimensions, percentile
 from rendercost.ledger.catalog import PriceCatalog
 from rendercost.ledger.idle import DeviceIdleMeter, IdleMeteredRunner, IdleRecorder, idle_meter
@@ -19,6 +21,7 @@ from rendercost.ledger.ledger import Ledger
 from rendercost.ledger.tables import cost_lines
 from rendercost.queue.tables import jobs
 from rendercost.settings import Settings
+from rendercost.testing.runner import FakeRunner
 from tests.unit.governance.helpers import line, seed
 
 T0 = datetime(2026, 6, 1, 10, 0, tzinfo=UTC)
@@ -146,15 +149,12 @@ def test_idle_recorder_lines_complete_the_machine_cost(migrated_engine: Engine) 
     assert report.utilization == pytest.approx(5.5 / 73.0)
 
 
-class _Device:
+def _busy_device(clock: ManualClock, seconds: float) -> FakeRunner:
     """A runner seam: each call keeps the device busy for ``seconds`` of the test's clock."""
+    return FakeRunner(image_size=(1, 1), before=lambda _plan, _on_step: clock.advance(seconds))
 
-    def __init__(self, clock: ManualClock, seconds: float) -> None:
-        self.clock, self.seconds = clock, seconds
 
-    def run(self, plan: object, on_step: object = None) -> object:
-        self.clock.advance(self.seconds)
-        return plan
+_PLAN = BatchPlan("b1", (BatchItem("j1", 0, RenderSpec(prompt="a lamp", width=64, height=64)),))
 
 
 def test_metered_runner_counts_the_gaps_between_batches(migrated_engine: Engine) -> None:
@@ -163,12 +163,12 @@ def test_metered_runner_counts_the_gaps_between_batches(migrated_engine: Engine)
     recorder = IdleRecorder(migrated_engine, worker_id="w1", usd_per_hour=PRICE_PER_HOUR, device_type="cpu",
                             flush_after_s=30, clock=clock)  # fmt: skip
     meter = DeviceIdleMeter(recorder, monotonic=monotonic)
-    runner = IdleMeteredRunner(_Device(clock, 2.0), meter)  # type: ignore[arg-type]
+    runner = IdleMeteredRunner(_busy_device(clock, 2.0), meter)
     for _ in range(3):
         clock.advance(10.0)  # nothing to do
         meter.tick()
         clock.advance(5.0)
-        runner.run(object())  # type: ignore[arg-type]
+        runner.run(_PLAN)
     clock.advance(4.0)
     meter.close()
     report = build_report(migrated_engine)
