@@ -230,8 +230,12 @@ class WebhookDispatcher:
             error = str(exc)
         except Exception as exc:  # a refused (4xx) delivery or a vanished job: record it, never crash
             error = str(exc) or type(exc).__name__
-        finally:
+        try:
+            await self._record(delivery, attempts, error)
+        finally:  # in flight until its outcome is stored, or the next poll would send it again
             self._in_flight.discard(delivery.job_id)
+
+    async def _record(self, delivery: Delivery, attempts: int, error: str | None) -> None:
         delivered = error is None
         self.metrics.webhooks.labels("delivered" if delivered else "failed").inc()
         if not delivered:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 
 import httpx
 
@@ -100,3 +101,40 @@ def test_a_keys_own_secret_signs_its_webhooks(make_api: ApiFactory) -> None:
 
     _dispatch(api, httpx.MockTransport(handler))
     assert verify_signature("per-key", seen[0].content, seen[0].headers[SIGNATURE_HEADER])
+
+
+def test_a_delivery_is_not_sent_again_while_its_outcome_is_being_recorded(make_api: ApiFactory) -> None:
+    """A poll that runs between the POST and the outbox update must not start a second delivery."""
+    api = make_api(webhooks=False)
+    job_id = _finished_job_with_hook(api)
+    svc = api.server.services
+    seen: list[str] = []
+    handler = httpx.MockTransport(lambda request: seen.append(str(request.url)) or httpx.Response(200))
+    dispatcher = WebhookDispatcher(
+        svc.outbox, svc.store, svc.keys, webhook_payload, server_secret="s", metrics=svc.metrics,
+        transport=handler,
+    )  # fmt: skip
+    finish = svc.outbox.finish
+    recording = threading.Event()
+    release = threading.Event()
+
+    def slow_finish(job: str, *, delivered: bool, attempts: int, error: str | None) -> None:
+        recording.set()
+        release.wait(10)
+        finish(job, delivered=delivered, attempts=attempts, error=error)
+
+    svc.outbox.finish = slow_finish  # type: ignore[method-assign]
+
+    async def race() -> None:
+        async with httpx.AsyncClient(transport=handler) as client:
+            assert await dispatcher.poll_once(client) == 1
+            while not recording.is_set():
+                await asyncio.sleep(0.01)
+            assert await dispatcher.poll_once(client) == 0  # the row is still pending, but in flight
+            release.set()
+            await asyncio.gather(*dispatcher._tasks)
+            assert await dispatcher.poll_once(client) == 0  # delivered now
+
+    asyncio.run(race())
+    assert seen == [HOOK]
+    assert svc.outbox.state(job_id) == "delivered"
