@@ -9,13 +9,18 @@ STAMP := $(VENV)/.installed-$(shell echo '$(TORCH_SPEC)' | md5sum | cut -c1-8)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PG_INITDB := $(firstword $(wildcard /usr/lib/postgresql/*/bin/initdb))
 
-.PHONY: run test setup services lint format unit bench-smoke clean
+.PHONY: run test quick setup services lint format unit bench-smoke clean
 
 run: setup
 	$(BIN)/rendercost serve
 
 test: setup services lint
 	$(BIN)/python -m pytest
+
+# Fast feedback: lint, then every test not marked slow (pytest -m "not slow"); under 2 minutes here.
+# A test that takes more than ~2 s gets @pytest.mark.slow (pytest prints the 15 slowest on every run).
+quick: setup services lint
+	$(BIN)/python -m pytest -m "not slow"
 
 setup: $(STAMP)
 

@@ -22,6 +22,7 @@ VALIDATOR = Path(os.environ.get("FOCUS_VALIDATE", REPO_ROOT.parent / "shared" / 
 UNSATISFIABLE_LEAVES = {"InvoiceId-C-004-C"}
 
 
+@pytest.mark.slow  # the validator takes 3-36 s per file
 @pytest.mark.integration
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
 def test_focus_validator_passes(tmp_path: Path, suffix: str) -> None:
