@@ -24,11 +24,6 @@ DEFAULT_STAGE_SECONDS: Mapping[Stage, float] = {
     Stage.DECODE: 0.02,
     Stage.POSTPROCESS: 0.001,
 }
-_ENCODINGS = {  # output format -> (PIL format, media type)
-    OutputFormat.PNG: ("PNG", "image/png"),
-    OutputFormat.JPEG: ("JPEG", "image/jpeg"),
-    OutputFormat.WEBP: ("WEBP", "image/webp"),
-}
 
 
 def seed_colour(spec: RenderSpec) -> Colour:
@@ -39,7 +34,7 @@ def seed_colour(spec: RenderSpec) -> Colour:
 @lru_cache(maxsize=512)
 def _encode(colour: Colour, size: tuple[int, int], output_format: OutputFormat) -> bytes:
     buffer = io.BytesIO()
-    Image.new("RGB", size, colour).save(buffer, _ENCODINGS[output_format][0])
+    Image.new("RGB", size, colour).save(buffer, output_format.value.upper())
     return buffer.getvalue()
 
 
@@ -73,7 +68,7 @@ class FakeRunner:
         if self.sleep:
             time.sleep(sum(self.stage_seconds.values()))
         images = tuple(
-            RenderedImage(item, self.paint(item.spec), _ENCODINGS[item.spec.output_format][1], item.spec.seed)
+            RenderedImage(item, self.paint(item.spec), item.spec.output_format.media_type, item.spec.seed)
             for item in plan.items
         )
         self.calls.append(plan.size)
