@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from rendercost.api.threaded_server import uvicorn_thread
-from rendercost.cli.serve import EmbeddedServer, RegistryCatalog, embedded_server
+from rendercost.cli.serve import EmbeddedServer, embedded_server
+from rendercost.execution.models.catalog import RegistryCatalog
 from rendercost.domain.presets import Preset, get_preset
 from rendercost.domain.runner import Runner
 from rendercost.execution.models.registry import ModelRegistry

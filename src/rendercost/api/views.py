@@ -81,6 +81,12 @@ def rendercost_info(job: Job) -> RenderCostInfo:
     )
 
 
+def revised_prompt(render_request: RenderRequest) -> str | None:
+    """The prompt the rewrite made, when it is what renders (None: not rewritten, or dropped)."""
+    record = render_request.rewrite
+    return record.revised_prompt if record is not None and record.used else None
+
+
 def rewrite_info(render_request: RenderRequest) -> RewriteInfo | None:
     """The ``rendercost.rewrite`` object from a request's rewrite record (None when not rewritten)."""
     record = render_request.rewrite

@@ -7,7 +7,7 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from rendercost.api.translate import SettingsModelCatalog
+from rendercost.execution.models.catalog import SettingsModelCatalog
 from rendercost.cli.serve import embedded_server
 from rendercost.db.engine import create_db_engine
 from rendercost.domain.costs import Stage
