@@ -7,7 +7,7 @@ Each turn of the loop is three verbs, like vLLM's ``EngineCore.step()``:
 2. **run** — ``runner.run(plan)`` renders the batch as one pipeline call, timing each stage;
 3. **settle** — hand the result to the ``Settler`` (``worker_settle``), which prices each image, embeds
    that receipt in the file, stores it, and for each job whose images are all in calls
-   ``store.complete`` (result, cost lines and artifact rows in ONE transaction). It does so on its own
+   ``Biller.complete`` (result, cost lines and artifact rows in ONE transaction). It does so on its own
    thread while the device renders the next batch.
 
 ``run_forever(stop)`` is what ``rendercost worker`` calls, once per process; it polls the queue every
@@ -34,6 +34,7 @@ from rendercost.errors import InvalidRequest, RenderCostError
 from rendercost.execution.worker.leases import LeaseKeeper
 from rendercost.execution.worker.pricing import WorkerPricing
 from rendercost.execution.worker.settle import Embedder, SettledHook, Settler, WorkerStats
+from rendercost.ledger.billing import Biller
 from rendercost.queue.protocol import JobStore
 
 __all__ = ["SettledHook", "Worker", "WorkerStats"]
@@ -53,6 +54,7 @@ class Worker:
         planner: BatchPlanner,
         pricing: WorkerPricing,
         *,
+        biller: Biller,
         worker_id: str,
         lease_seconds: float = 60.0,
         poll_interval_s: float = 0.25,
@@ -79,6 +81,7 @@ class Worker:
             artifacts,
             pricing,
             self._leases,
+            biller=biller,
             worker_id=worker_id,
             stats=self.stats,
             embed=embed,

@@ -2,8 +2,8 @@
 
 For each rendered image: price it (its job's prompt-rewrite share, its share of the batch's device
 time, plus storage), embed that receipt in the file, store the file. For each job whose images are all
-in: ``store.complete`` writes the result, the cost lines and the artifact rows in ONE transaction.
-Failed batches are recorded with ``store.fail``.
+in: ``Biller.complete`` writes the result, its receipts' cost lines and the artifact rows in ONE
+transaction. Failed batches are recorded with ``store.fail``.
 
 ``Settler`` does this on one background thread, in submission order, so the device renders the next
 batch while the database and the disk take the last one (``pipelined=False`` does it inline). The queue
@@ -32,6 +32,7 @@ from rendercost.errors import Conflict, NotFound
 from rendercost.execution.worker.assembly import JobAssembly, StoredImage
 from rendercost.execution.worker.leases import LeaseKeeper
 from rendercost.execution.worker.pricing import WorkerPricing
+from rendercost.ledger.billing import Biller
 from rendercost.ledger.pricing import rewrite_lines
 from rendercost.ledger.receipts import receipt_payload
 from rendercost.queue.protocol import JobStore
@@ -84,6 +85,7 @@ class Settler:
         pricing: WorkerPricing,
         leases: LeaseKeeper,
         *,
+        biller: Biller,
         worker_id: str,
         stats: WorkerStats,
         embed: Embedder = embed_receipt,
@@ -92,6 +94,7 @@ class Settler:
         max_pending: int = 1,
     ) -> None:
         self._store = store
+        self._biller = biller
         self._artifacts = artifacts
         self._pricing = pricing
         self._leases = leases
@@ -270,13 +273,7 @@ class Settler:
         if assembly is None:  # failed meanwhile
             return
         try:
-            job = self._store.complete(
-                job_id,
-                self._worker_id,
-                result=assembly.result(),
-                cost_lines=assembly.cost_lines,
-                artifacts=assembly.artifacts,
-            )
+            job = self._biller.complete(job_id, self._worker_id, assembly.result(), assembly.artifacts)
         except (Conflict, NotFound) as exc:  # cancelled, or the lease went to another worker
             logger.warning("job not completed: %s", exc.message, extra={"fields": {"job_id": job_id}})
             self.forget([job_id])
