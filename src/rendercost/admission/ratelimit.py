@@ -17,8 +17,8 @@ import time
 from dataclasses import dataclass, field
 
 from limits import RateLimitItemPerMinute
-from limits.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
+from limits.strategies import MovingWindowRateLimiter
 
 from rendercost.errors import RateLimited
 from rendercost.settings import Settings

@@ -163,7 +163,9 @@ def rewrite_step(
     if not ask.applies(request.styles):
         return request
     spec = request.spec
-    question = RewriteRequest(prompt=spec.prompt, styles=request.styles, seed=spec.seed, target_model=spec.model)
+    question = RewriteRequest(
+        prompt=spec.prompt, styles=request.styles, seed=spec.seed, target_model=spec.model
+    )
     outcome = rewriter.rewrite(tenant, question, use_cache=ask.use_cache, threshold=ask.threshold)
     record = outcome.record(spec.prompt, rewriter.line(outcome))
     try:

@@ -39,7 +39,7 @@ class Ticket:
     key_id: str | None = None  # the API key charged to the rate limits; None: no limits (the CLI)
     tags: Mapping[str, str] = field(default_factory=dict)  # the job's tags (the key's, api_key)
     render_class: str | None = None  # X-Render-Class (else the key's ``class`` tag)
-    rewrite: RewriteAsk = RewriteAsk()
+    rewrite: RewriteAsk = field(default_factory=RewriteAsk)
     cache: CacheMode = CacheMode.DEFAULT  # Cache-Control; a random seed is the door's NO_STORE
     idempotency_key: str | None = None
     webhook_url: str | None = None

@@ -103,7 +103,9 @@ async def create_images(request: Request, body: ImageGenerationRequest, key: Aut
     )
     admitted = await admit(request, ticket)
     if admitted.hit is not None:  # its lines, the rewrite's share included, are written
-        return await _hit_response(request, admitted.hit, admitted.request, b64=body.response_format == "b64_json")
+        return await _hit_response(
+            request, admitted.hit, admitted.request, b64=body.response_format == "b64_json"
+        )
     assert admitted.job is not None
     job = await wait_for_job(
         svc,

@@ -73,9 +73,9 @@ def rendercost_info(job: Job) -> RenderCostInfo:
     total = job.result.cost if job.result is not None else sum(costs.values(), Decimal(0))
     cache = CacheInfo(**{name: "hit" for name in _CACHES if name in hits})
     if "result" not in hits:
-        cache.result = str(job.request.cache.outcome)  # set by api.result_cache
+        cache.result = str(job.request.cache.outcome)  # set by admission (exact cache step)
     if job.request.rewrite is not None:
-        cache.rewrite = str(job.request.rewrite.cache)  # set by api.rewrite
+        cache.rewrite = str(job.request.rewrite.cache)  # set by admission (rewrite step)
     return RenderCostInfo(
         job_id=job.id, cost_usd=usd_text(total), stages=stages, cache=cache, rewrite=rewrite_info(job.request)
     )

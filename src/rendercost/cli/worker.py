@@ -43,8 +43,8 @@ def worker(
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     # The execution package (torch, diffusers) and the stores: imported only when this command runs.
-    from rendercost.artifacts.local import LocalArtifactStore
     from rendercost.admission.exact_cache import ExactCache, storing_hook
+    from rendercost.artifacts.local import LocalArtifactStore
     from rendercost.caches.result_cache import ResultCache
     from rendercost.execution.models.registry import ModelRegistry
     from rendercost.execution.worker.setup import (

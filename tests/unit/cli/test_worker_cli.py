@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from rendercost.artifacts.local import LocalArtifactStore
 from rendercost.admission.exact_cache import ExactCache
+from rendercost.artifacts.local import LocalArtifactStore
 from rendercost.caches.result_cache import ResultCache
 from rendercost.cli import app
 from rendercost.db.engine import create_db_engine
