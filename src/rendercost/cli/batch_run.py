@@ -55,8 +55,9 @@ def enqueue_lines(admission: Admission, lines: Sequence[BatchLine]) -> dict[int,
         for attempt in range(1, RETRY_KEY_LIMIT + 1):
             key = line.idempotency_key if attempt == 1 else f"{line.idempotency_key}-r{attempt}"
             ticket = Ticket(TENANT, line.request, cache=line.request.cache.mode, idempotency_key=key)
-            job = admission.admit(ticket).job
-            assert job is not None  # the CLI asks for cache answers as jobs
+            answered = admission.admit(ticket).job
+            assert answered is not None  # the CLI asks for cache answers as jobs
+            job = answered
             if job.state not in (JobState.FAILED, JobState.CANCELLED):
                 break
         jobs[line.number] = job
