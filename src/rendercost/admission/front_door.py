@@ -59,7 +59,7 @@ class QueueLimit:
     retry_after_s: float
 
 
-@dataclass
+@dataclass(frozen=True)
 class Admission:
     """The front door over one database, built once per process with its collaborators; safe to share
     between threads. An optional collaborator left None turns its step off (the CLI has no limits)."""
