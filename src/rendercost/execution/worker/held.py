@@ -20,7 +20,7 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rendercost.batching.planner import BatchPlanner, PlanDecision, PlannableJob
 from rendercost.domain.costs import CostLine
@@ -33,8 +33,8 @@ from rendercost.ledger.pricing import rewrite_lines
 class Attempt:
     """One claim of a job by this worker; a job claimed again is a new, unequal ``Attempt``."""
 
-    job: Job
-    claim: int  # this worker's claim counter: tells two claims of one job apart
+    job: Job = field(compare=False)
+    claim: int  # this worker's claim counter: tells two claims of one job apart (and alone compares)
 
     @property
     def job_id(self) -> str:
