@@ -19,14 +19,14 @@ from rendercost.artifacts.local import TEMP_PREFIX, LocalArtifactStore
 from rendercost.artifacts.metadata import read_receipt
 from rendercost.artifacts.protocol import ArtifactRef
 from rendercost.batching.planner import BatchPlanner
-from rendercost.domain.batch import BatchItem, BatchPlan
+from rendercost.domain.batch import BatchPlan
 from rendercost.domain.costs import DEVICE_STAGES, PricingModel, Stage
 from rendercost.domain.jobs import Job, JobState
 from rendercost.domain.money import cost_of_seconds
 from rendercost.domain.runner import StepCallback
 from rendercost.domain.specs import Priority, RenderRequest, RenderSpec
 from rendercost.errors import InvalidRequest
-from rendercost.execution.worker.leases import LeaseKeeper
+from rendercost.execution.worker.held import HeldJobs
 from rendercost.execution.worker.loop import Worker
 from rendercost.execution.worker.pricing import WorkerPricing
 from rendercost.execution.worker.settle import Settler, WorkerStats
@@ -357,27 +357,67 @@ def test_a_failed_store_fails_the_job_and_its_retry_renders_every_image(
 
 
 def test_a_reclaimed_job_is_not_dropped_for_its_failed_attempt(
-    store: SqlJobStore, tmp_path: Path, pricing: WorkerPricing
+    store: SqlJobStore, ledger: Ledger, tmp_path: Path, pricing: WorkerPricing
 ) -> None:
     class FullDisk(LocalArtifactStore):
         def put(self, data: bytes, *, media_type: str, suffix: str) -> ArtifactRef:
             raise OSError(28, "No space left on device")
 
     stats = WorkerStats()
-    leases = LeaseKeeper(store, "w", lease_seconds=30)
+    held = HeldJobs(BatchPlanner(max_batch_size=4, max_wait_ms=0))
     settler = Settler(
-        store, FullDisk(tmp_path / "a"), pricing, leases, biller=Biller(store), worker_id="w", stats=stats
+        store, FullDisk(tmp_path / "a"), pricing, held, biller=Biller(store), worker_id="w", stats=stats
     )
     job_id = enqueue(store, 2)
     with settler:
         [job] = store.claim("w", 1, lease_seconds=30)
-        settler.open(job)
-        plan = BatchPlan("b1", tuple(BatchItem(job.id, i, replace(SPEC, seed=i)) for i in range(2)))
-        settler.submit(plan, fake_runner().run(plan), [job.id])
-        settler.wait_idle()  # storing failed: the job is back in the queue and marked for dropping
+        assert held.claimed([job], 0.0) == []
+        plan = held.plan(0.0, flush=True).plan
+        assert plan is not None
+        settler.submit(plan, fake_runner().run(plan), held.finished(plan.batch_id))
+        settler.wait_idle()  # storing failed: the job is back in the queue and let go here
         [again] = store.claim("w", 1, lease_seconds=30)  # the same worker takes the retry at once
         assert again.id == job_id and again.attempts == 2
-        assert settler.supersede([again.id]) == {job_id}
-        assert settler.take_dropped() == []  # the new attempt is not dropped with the old one
-        assert settler.supersede([again.id], held=[job_id]) == {job_id}  # still in the planner
-        assert settler.supersede([again.id]) == set()
+        assert held.claimed([again], 1.0) == []
+        assert held.job_ids == [job_id]  # the new attempt is held, not dropped with the old one
+        assert held.planning and held.progress(job_id, 0) == 0.0
+    assert stats.jobs_failed == 1
+
+
+def test_images_and_failures_of_an_old_attempt_are_not_taken_for_the_new_one(
+    store: SqlJobStore, ledger: Ledger, tmp_path: Path, pricing: WorkerPricing
+) -> None:
+    class FullDisk(LocalArtifactStore):
+        full = False
+
+        def put(self, data: bytes, *, media_type: str, suffix: str) -> ArtifactRef:
+            if FullDisk.full:
+                raise OSError(28, "No space left on device")
+            return super().put(data, media_type=media_type, suffix=suffix)
+
+    stats = WorkerStats()
+    held = HeldJobs(BatchPlanner(max_batch_size=1, max_wait_ms=0))
+    settler = Settler(
+        store, FullDisk(tmp_path / "a"), pricing, held, biller=Biller(store), worker_id="w", stats=stats,
+        pipelined=False,
+    )  # fmt: skip
+    job_id = enqueue(store, 2)
+    [job] = store.claim("w", 1, lease_seconds=30)
+    held.claimed([job], 0.0)
+    first, second = held.plan(0.0).plan, held.plan(0.0).plan  # one image each
+    assert first is not None and second is not None
+    assert held.finished(first.batch_id) == []
+    [old] = held.finished(second.batch_id)
+    # the lease ran out while both batches waited to settle; this worker takes the job back
+    assert store.requeue_expired(now=datetime.now(UTC) + timedelta(seconds=31)) == 1
+    [again] = store.claim("w", 1, lease_seconds=30)
+    held.claimed([again], 1.0)
+    settler.submit(first, fake_runner().run(first), [])
+    settler.submit(second, fake_runner().run(second), [old])  # the old attempt's last image
+    assert held.progress(job_id, 0) == 0.0  # none of the old attempt's images counts for the new one
+    assert store.get(job_id).state is JobState.RUNNING and ledger.lines_for_job(job_id) == []
+    FullDisk.full = True
+    settler.fail([old], "the old attempt failed", retryable=True)
+    running = store.get(job_id)
+    assert running.state is JobState.RUNNING and running.attempts == 2  # the new attempt is not failed
+    assert held.job_ids == [job_id] and stats.jobs_failed == 0
