@@ -29,9 +29,10 @@ from pathlib import Path
 import httpx
 
 from rendercost.api.threaded_server import uvicorn_thread
-from rendercost.cli.serve import RegistryCatalog, embedded_server
+from rendercost.cli.serve import embedded_server
 from rendercost.domain.batch import BatchItem, BatchPlan
 from rendercost.domain.specs import RenderSpec
+from rendercost.execution.models.catalog import RegistryCatalog
 from rendercost.execution.models.registry import ModelRegistry
 from rendercost.execution.pipeline.runner import DiffusersRunner
 from rendercost.settings import Settings

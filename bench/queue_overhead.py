@@ -53,6 +53,7 @@ from rendercost.domain.specs import OutputFormat, Priority, RenderRequest, Rende
 from rendercost.execution.worker.loop import Worker
 from rendercost.execution.worker.pricing import WorkerPricing
 from rendercost.execution.worker.setup import build_runner
+from rendercost.ledger.billing import Biller
 from rendercost.queue.sql_store import SqlJobStore
 from rendercost.settings import Settings
 from rendercost.testing.runner import FakeRunner, TimedRunner
@@ -79,6 +80,7 @@ def queue_throughput(url: str, jobs: int, workdir: Path) -> tuple[float, float, 
             LocalArtifactStore(workdir / f"artifacts-{uuid.uuid4().hex[:6]}"),
             BatchPlanner(max_batch_size=4, max_wait_ms=0),
             WorkerPricing.from_settings(Settings(data_dir=workdir)),
+            biller=Biller(store),
             worker_id="bench",
         )
         spec = RenderSpec(prompt="queue bench", preset="lightning", width=64, height=64)

@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from rendercost.api.threaded_server import uvicorn_thread
-from rendercost.cli.serve import EmbeddedServer, RegistryCatalog, embedded_server
+from rendercost.cli.serve import EmbeddedServer, embedded_server
 from rendercost.domain.presets import Preset, get_preset
 from rendercost.domain.runner import Runner
+from rendercost.execution.models.catalog import RegistryCatalog
 from rendercost.execution.models.registry import ModelRegistry
 from rendercost.execution.pipeline.runner import DiffusersRunner
 from tests.fixtures.models import make_tiny_settings

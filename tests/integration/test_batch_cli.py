@@ -19,6 +19,7 @@ from rendercost.cli import app
 from rendercost.cli.batch_run import TENANT
 from rendercost.domain.costs import DEVICE_STAGES
 from rendercost.domain.jobs import JobState
+from rendercost.ledger.ledger import Ledger
 from rendercost.queue.sql_store import SqlJobStore
 from rendercost.testing.waiting import wait_until
 from tests.integration.worker_helpers import POLL_S, RENDERCOST, child_env, write_config
@@ -155,7 +156,7 @@ def test_killed_run_resumes_and_renders_only_what_is_missing(
     assert len(jobs) == count  # re-running queued nothing twice
     assert {job.state for job in jobs} == {JobState.SUCCEEDED}
     for job in jobs:
-        assert store.ledger.count_lines(job_id=job.id) == LINES_PER_IMAGE
+        assert Ledger(store.engine).count_lines(job_id=job.id) == LINES_PER_IMAGE
         if job.id in done_before:
             assert job.result == done_before[job.id]  # not rendered again
     assert len(list(out.iterdir())) == count

@@ -26,6 +26,7 @@ from rendercost.domain.costs import DEVICE_STAGES
 from rendercost.domain.jobs import JobState
 from rendercost.domain.specs import Priority, RenderRequest, RenderSpec
 from rendercost.ledger.idle import IDLE_TENANT
+from rendercost.ledger.ledger import Ledger
 from rendercost.queue.sql_store import SqlJobStore
 from rendercost.testing.waiting import wait_until
 from tests.integration.worker_helpers import POLL_S, RENDERCOST, child_env, write_config
@@ -96,13 +97,13 @@ def test_sigkill_mid_batch_then_restart_bills_each_job_once(
     jobs = [store.get(job_id) for job_id in job_ids]
     assert [job.state for job in jobs] == [JobState.SUCCEEDED] * JOBS
     for job in jobs:
-        assert store.ledger.count_lines(job_id=job.id) == LINES_PER_JOB
+        assert Ledger(store.engine).count_lines(job_id=job.id) == LINES_PER_JOB
         assert job.result is not None and len(job.result.images) == 1
     # exactly one set of lines per job, nothing else billed to the tenant; the workers' idle time is
     # the machine's own lines (tenant IDLE_TENANT), not a job's
     assert {job.tenant for job in jobs} == {jobs[0].tenant}
-    assert store.ledger.count_lines(tenant=jobs[0].tenant) == JOBS * LINES_PER_JOB
-    assert store.ledger.count_lines(tenant=IDLE_TENANT) >= 1
+    assert Ledger(store.engine).count_lines(tenant=jobs[0].tenant) == JOBS * LINES_PER_JOB
+    assert Ledger(store.engine).count_lines(tenant=IDLE_TENANT) >= 1
     for job in (store.get(j.id) for j in orphaned):
         assert job.lease_owner == "rescuer"
         assert job.attempts == 2

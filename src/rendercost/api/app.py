@@ -10,29 +10,40 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
+from prometheus_client import CollectorRegistry, Counter
 from sqlalchemy import Engine, text
 
-from rendercost.admission.services import alert_counter, build_governance
+from rendercost.admission.budget import BudgetGuard
+from rendercost.admission.catalog import ModelCatalog
+from rendercost.admission.estimate import CostEstimator
+from rendercost.admission.exact_cache import ExactCache, Fingerprint
+from rendercost.admission.front_door import Admission, AdmissionHooks, QueueLimit
+from rendercost.admission.ratelimit import RateLimiter
+from rendercost.admission.rewrite import PromptRewriter
+from rendercost.admission.routing import RoutingStore
 from rendercost.api import result_cache as api_result_cache
 from rendercost.api import routes_costs, routes_images, routes_jobs, routes_ops
-from rendercost.api.deps import ApiServices, ReadinessCheck
+from rendercost.api.deps import ApiServices, Governance, ReadinessCheck
 from rendercost.api.errors import install_error_handlers
 from rendercost.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
-from rendercost.api.ratelimit import RateLimiter
-from rendercost.api.translate import ModelCatalog, SettingsModelCatalog
 from rendercost.api.views import webhook_payload
 from rendercost.api.webhooks import WebhookDispatcher, WebhookOutbox
 from rendercost.artifacts.protocol import ArtifactStore
 from rendercost.auth.keys import KeyStore, write_secret_file
-from rendercost.caches.http_result import Fingerprint, ResultCacheGate
 from rendercost.caches.result_cache import ResultCache
+from rendercost.execution.models.catalog import SettingsModelCatalog
+from rendercost.governance.alerts import Alert, AlertNotifier
+from rendercost.governance.budgets import BudgetStore
+from rendercost.governance.tables import GLOBAL_SCOPE
+from rendercost.ledger.billing import Biller
+from rendercost.llm_gateway.gateway import Gateway
 from rendercost.observability.metrics import Metrics
-from rendercost.queue.protocol import JobStore
+from rendercost.queue.sql_store import SqlJobStore
 from rendercost.settings import Settings
 
 API_TITLE = "rendercost"
@@ -62,40 +73,95 @@ def resolve_webhook_secret(settings: Settings) -> str:
 def build_services(
     settings: Settings,
     engine: Engine,
-    store: JobStore,
+    store: SqlJobStore,
     artifacts: ArtifactStore,
     *,
     catalog: ModelCatalog | None = None,
     metrics: Metrics | None = None,
     readiness: Mapping[str, ReadinessCheck] | None = None,
+    rewriter: PromptRewriter | None = None,
+    wake_workers: Callable[[], None] = lambda: None,
 ) -> ApiServices:
-    """Services over one database engine; the database readiness check is always included."""
+    """Services over one database engine, the one ``Admission`` of this process among them; the
+    database readiness check is always included. ``rewriter`` defaults to the builtin rewrite;
+    ``wake_workers`` is called when a job is queued (in-process workers look at once)."""
     metrics = metrics or Metrics()
     metrics.watch_queue(lambda: {(str(p), m): n for (p, m), n in store.depth().items()})
+    catalog = catalog or SettingsModelCatalog(settings)
+    governance = build_governance(engine, settings, metrics)
+    limiter = RateLimiter(settings)
+    exact = ExactCache(
+        ResultCache(engine, settings.result_cache_ttl_seconds), artifacts, model_fingerprint(catalog)
+    )
+    admission = Admission(
+        store=store,
+        biller=Biller(store),
+        catalog=catalog,
+        limiter=limiter,
+        routing=governance.routing,
+        exact=exact,
+        budget=BudgetGuard(governance.budgets, CostEstimator(engine), governance.notifier),
+        queue_limit=QueueLimit(settings.max_queue_depth, settings.queue_full_retry_after_s),
+        wake_workers=wake_workers,
+        hooks=admission_hooks(metrics),
+        rewriter=rewriter or PromptRewriter(Gateway([])),
+    )
     return ApiServices(
         settings=settings,
         store=store,
         artifacts=artifacts,
         keys=KeyStore(engine),
         outbox=WebhookOutbox(engine),
-        catalog=catalog or SettingsModelCatalog(settings),
+        catalog=catalog,
         metrics=metrics,
-        limiter=RateLimiter(settings),
+        limiter=limiter,
+        admission=admission,
         readiness={"database": database_check(engine), **(readiness or {})},
         webhook_secret=resolve_webhook_secret(settings),
-        governance=build_governance(
-            engine,
-            alert_webhook_url=settings.budget_alert_webhook_url,
-            alert_secret=resolve_webhook_secret(settings),
-            on_alert=alert_counter(metrics.registry),
-        ),
-        result_cache=ResultCacheGate(
-            ResultCache(engine, settings.result_cache_ttl_seconds),
-            engine,
-            artifacts,
-            model_fingerprint(catalog),
-        ),
+        exact=exact,
+        governance=governance,
     )
+
+
+def build_governance(engine: Engine, settings: Settings, metrics: Metrics) -> Governance:
+    """Budgets, their alerts (counted in ``rendercost_budget_alerts_total``) and routing policies."""
+    budgets = BudgetStore(engine)
+    notifier = AlertNotifier(
+        budgets,
+        webhook_url=settings.budget_alert_webhook_url,
+        secret=resolve_webhook_secret(settings),
+        on_alert=alert_counter(metrics.registry),
+    )
+    return Governance(engine=engine, budgets=budgets, notifier=notifier, routing=RoutingStore(engine))
+
+
+def admission_hooks(metrics: Metrics) -> AdmissionHooks:
+    """Admission's reports as Prometheus counts: refusals by limit, result-cache lookups and hits."""
+
+    def result_lookup(hit: bool) -> None:
+        metrics.observe_cache_lookup("result", hit)
+        if hit:
+            metrics.observe_cache_hit("result")
+
+    return AdmissionHooks(
+        on_rate_limited=lambda scope: metrics.rate_limited.labels(scope).inc(),
+        on_result_lookup=result_lookup,
+    )
+
+
+def alert_counter(registry: CollectorRegistry) -> Callable[[Alert], None]:
+    """An ``on_alert`` that counts alerts in ``rendercost_budget_alerts_total{scope,threshold}``."""
+    counter = Counter(
+        "rendercost_budget_alerts",
+        "Budget alerts fired, by scope and threshold.",
+        ["scope", "threshold"],
+        registry=registry,
+    )
+
+    def count(alert: Alert) -> None:
+        counter.labels("global" if alert.scope == GLOBAL_SCOPE else alert.scope, alert.threshold).inc()
+
+    return count
 
 
 def model_fingerprint(catalog: ModelCatalog | None) -> Fingerprint:

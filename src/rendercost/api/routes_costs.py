@@ -21,8 +21,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from rendercost.admission.services import Governance
-from rendercost.api.deps import Authenticated, blocking, services
+from rendercost.api.deps import Authenticated, Governance, blocking, services
 from rendercost.auth.keys import ApiKey
 from rendercost.db.clock import as_utc
 from rendercost.errors import InvalidRequest, NotFound, PermissionDenied

@@ -9,32 +9,32 @@ from __future__ import annotations
 
 import base64
 import time
-from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Request, Response
 
-from rendercost.api.deps import (
-    Authenticated,
-    RateLimitedKey,
-    blocking,
-    enqueue_if_room,
-    services,
-)
-from rendercost.api.result_cache import check_result_cache, hit_data, hit_info
-from rendercost.api.rewrite import admit_and_prepare, record_rewrite, revised_prompt
+from rendercost.admission.ticket import AnswerAs, CacheHit
+from rendercost.api.controls import http_ticket
+from rendercost.api.deps import Authenticated, RateLimitedKey, admit, blocking, services
+from rendercost.api.result_cache import hit_data, hit_info
 from rendercost.api.schemas import ImageData, ImageGenerationRequest, ImageMeta, ImagesResponse
 from rendercost.api.translate import (
     build_request,
     check_n,
+    openai_size,
     preset_for_quality,
     resolve_model,
     resolve_preset,
-    resolve_size,
 )
-from rendercost.api.views import image_url, parse_image_id, rendercost_info, result_images, rewrite_info
+from rendercost.api.views import (
+    image_url,
+    parse_image_id,
+    rendercost_info,
+    result_images,
+    revised_prompt,
+    rewrite_info,
+)
 from rendercost.api.waiting import wait_for_job
-from rendercost.auth.keys import ApiKey
 from rendercost.domain.controls import ClientInfo
 from rendercost.domain.jobs import Job, JobState
 from rendercost.domain.specs import RenderRequest, resolve_seed
@@ -65,7 +65,7 @@ def _to_request(request: Request, body: ImageGenerationRequest) -> RenderRequest
         negative_prompt="",
         model=model,
         preset=preset,
-        size=resolve_size(svc.settings, body.size),
+        size=openai_size(svc.settings, body.size),
         seed=resolve_seed(body.seed, n),
         n=n,
         loras=(),
@@ -74,10 +74,6 @@ def _to_request(request: Request, body: ImageGenerationRequest) -> RenderRequest
         styles=(body.style,) if body.style else (),
         client=ClientInfo("openai", body.user or None, body.response_format or "url"),
     )
-
-
-def _job_tags(key: ApiKey) -> dict[str, str]:
-    return {**key.tags, "api_key": key.id}
 
 
 def _check_finished(job: Job) -> None:
@@ -97,29 +93,23 @@ async def create_images(request: Request, body: ImageGenerationRequest, key: Aut
     """Render ``n`` images and answer when they are done (OpenAI's Images API)."""
     svc = services(request)
     render_request = await blocking(_to_request, request, body)
-    render_request, key, rewrite = await admit_and_prepare(request, key, render_request, rewrite=body.rewrite)
-    hit, render_request = await check_result_cache(
-        svc,
+    ticket = http_ticket(
+        key,
         render_request,
-        lambda gate: gate.lookup(render_request, tenant=key.tenant, tags=_job_tags(key)),
-        cache_control=request.headers.get("cache-control"),
+        request.headers,
+        rewrite=body.rewrite,
         random_seed=body.seed is None,
+        answer_as=AnswerAs.HIT,
     )
-    if hit is not None:  # its lines, the rewrite's share included, are written
-        answer = await hit_data(svc, hit, str(request.base_url), b64=body.response_format == "b64_json")
-        for item in answer:
-            item.revised_prompt = revised_prompt(render_request)
-        info = hit_info(hit)
-        info.cache.rewrite = rewrite.cache if rewrite is not None else "off"
-        info.rewrite = rewrite_info(render_request)
-        return ImagesResponse(created=int(time.time()), data=answer, rendercost=info)
-    enqueue = partial(svc.store.enqueue, key.tenant, render_request, tags=_job_tags(key))
-    admit_and_enqueue = partial(enqueue_if_room, svc, enqueue, tenant=key.tenant, request=render_request)
-    job = await blocking(admit_and_enqueue)
-    await record_rewrite(svc, rewrite, render_request, job_id=job.id, tenant=key.tenant, tags=_job_tags(key))
+    admitted = await admit(request, ticket)
+    if admitted.hit is not None:  # its lines, the rewrite's share included, are written
+        return await _hit_response(
+            request, admitted.hit, admitted.request, b64=body.response_format == "b64_json"
+        )
+    assert admitted.job is not None
     job = await wait_for_job(
         svc,
-        job.id,
+        admitted.job.id,
         key.tenant,
         timeout_s=svc.settings.images_wait_timeout_s,
         poll_s=svc.settings.job_poll_interval_s,
@@ -137,6 +127,20 @@ async def create_images(request: Request, body: ImageGenerationRequest, key: Aut
     for item in data:
         item.revised_prompt = revised_prompt(job.request)
     return ImagesResponse(created=int(time.time()), data=data, rendercost=rendercost_info(job))
+
+
+async def _hit_response(
+    request: Request, hit: CacheHit, render_request: RenderRequest, *, b64: bool
+) -> ImagesResponse:
+    """The answer from the cache: its files (URLs or base64), $0 stages, the rewrite paid."""
+    answer = await hit_data(services(request), hit, str(request.base_url), b64=b64)
+    for item in answer:
+        item.revised_prompt = revised_prompt(render_request)
+    info = hit_info(hit)
+    rewrite = render_request.rewrite
+    info.cache.rewrite = str(rewrite.cache) if rewrite is not None else "off"
+    info.rewrite = rewrite_info(render_request)
+    return ImagesResponse(created=int(time.time()), data=answer, rendercost=info)
 
 
 def _wants_bytes(accept: str | None) -> bool:

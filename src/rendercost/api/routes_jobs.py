@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime
-from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
 
-from rendercost.api.deps import RateLimitedKey, blocking, enqueue_if_room, services
-from rendercost.api.result_cache import check_result_cache
-from rendercost.api.rewrite import admit_and_prepare, record_rewrite
+from rendercost.admission.ticket import AnswerAs
+from rendercost.api.controls import http_ticket
+from rendercost.api.deps import RateLimitedKey, admit, blocking, services
 from rendercost.api.schemas import JobList, JobOut, JobRequest
 from rendercost.api.translate import (
     build_request,
@@ -28,12 +27,10 @@ from rendercost.api.translate import (
     resolve_size,
 )
 from rendercost.api.views import job_view
-from rendercost.auth.keys import ApiKey
 from rendercost.domain.controls import CachePolicy, ClientInfo
 from rendercost.domain.jobs import JOB_ID_PREFIX, Job, JobState
 from rendercost.domain.specs import RenderRequest, resolve_seed
 from rendercost.errors import Conflict, InvalidRequest
-from rendercost.queue.protocol import JobStore
 from rendercost.queue.tables import MAX_IDEMPOTENCY_KEY_LENGTH
 
 router = APIRouter(tags=["jobs"])
@@ -99,51 +96,26 @@ async def submit_job(
             f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY_LENGTH} characters", param="Idempotency-Key"
         )
     render_request = await blocking(_to_request, request, body)
-    render_request, key, rewrite = await admit_and_prepare(request, key, render_request, rewrite=body.rewrite)
-    tags = {**key.tags, "api_key": key.id}
     seed_given = body.seed not in (None, -1)
-    job, render_request = await check_result_cache(
-        svc,
+    ticket = http_ticket(
+        key,
         render_request,
-        lambda gate: gate.answer_as_job(
-            svc.store,
-            render_request,
-            tenant=key.tenant,
-            tags=tags,
-            idempotency_key=idempotency_key,
-            webhook_url=body.webhook_url,
-        ),
-        cache_control=request.headers.get("cache-control"),
+        request.headers,
+        rewrite=body.rewrite,
         random_seed=not seed_given,
+        answer_as=AnswerAs.JOB,
+        idempotency_key=idempotency_key,
+        webhook_url=body.webhook_url,
     )
-    if job is None:
-        enqueue = partial(_enqueue, svc.store, key, render_request, idempotency_key, body.webhook_url)
-        admit_and_enqueue = partial(enqueue_if_room, svc, enqueue, tenant=key.tenant, request=render_request)
-        job = await blocking(admit_and_enqueue)
-        # the ledger keeps one rewrite line per image of a job (replays too)
-        await record_rewrite(svc, rewrite, job.request, job_id=job.id, tenant=key.tenant, tags=tags)
-    if _comparable(job.request, seed_given) != _comparable(render_request, seed_given):
+    admitted = await admit(request, ticket)
+    job = admitted.job
+    assert job is not None  # the jobs API answers a cache hit as a job
+    if _comparable(job.request, seed_given) != _comparable(admitted.request, seed_given):
         raise Conflict("this Idempotency-Key was used for a different request", code="idempotency_conflict")
     if body.webhook_url:
         base = str(request.base_url)
         await blocking(lambda: svc.outbox.add(job.id, key.tenant, key.id, body.webhook_url or "", base))
     return await view(request, job)
-
-
-def _enqueue(
-    store: JobStore,
-    key: ApiKey,
-    render_request: RenderRequest,
-    idempotency_key: str | None,
-    webhook: str | None,
-) -> Job:
-    return store.enqueue(
-        key.tenant,
-        render_request,
-        idempotency_key=idempotency_key,
-        webhook_url=webhook,
-        tags={**key.tags, "api_key": key.id},
-    )
 
 
 @router.get("/v1/jobs/{job_id}", response_model=JobOut)

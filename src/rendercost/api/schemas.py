@@ -110,7 +110,7 @@ class JobRequest(_Strict):
     preset: str | None = None  # quality, speed, extreme-speed, lightning, hyper-sd; default speed
     styles: list[str] = Field(default_factory=list, max_length=16)
     seed: int | None = Field(default=None, ge=-1, le=MAX_SEED)  # None or -1: random
-    rewrite: bool | None = None  # rewrite the prompt first (LLM chain, builtin fallback); see api.rewrite
+    rewrite: bool | None = None  # rewrite the prompt first (LLM chain, builtin fallback): admission.rewrite
     n: int = Field(default=1, ge=1)  # 1..settings.max_n
     size: str | None = None  # "WxH" or "auto"
     loras: list[LoraIn] = Field(default_factory=list, max_length=8)

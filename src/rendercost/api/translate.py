@@ -1,17 +1,18 @@
-"""Client requests -> ``RenderRequest``: model names, sizes, quality tiers and presets, seeds.
+"""HTTP requests -> ``RenderRequest``: model names, sizes, quality tiers and presets, seeds.
 
-OpenAI sizes map to the SDXL size of the same (or nearest) aspect ratio; other ``WxH`` sizes are
-rendered as asked if they pass ``check_size``. OpenAI quality tiers map to presets; ``low`` takes the
-fastest preset the model has a speed LoRA for. Both tables are in the README.
+On ``POST /v1/images/generations`` only, OpenAI sizes map to the SDXL size of the same (or nearest)
+aspect ratio (``openai_size``); everywhere else a ``WxH`` size renders as asked if it passes
+``check_size``, else 400 naming ``size`` (``resolve_size``). OpenAI quality tiers map to presets;
+``low`` takes the fastest preset the model has a speed LoRA for. Both tables are in the README. The
+model checks go through ``admission.catalog.ModelCatalog``; seeds, sizes and formats follow the
+shared ``domain.specs`` rules.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
-from pathlib import Path
-from typing import Protocol
 
+from rendercost.admission.catalog import ModelCatalog
 from rendercost.domain.controls import ClientInfo
 from rendercost.domain.presets import DEFAULT_PRESET, get_preset
 from rendercost.domain.specs import (
@@ -24,8 +25,7 @@ from rendercost.domain.specs import (
     parse_size,
 )
 from rendercost.errors import InvalidRequest, PresetUnavailable, UnknownLora, UnknownModel
-from rendercost.execution.models.manifest import MODEL_LORA_DIR, read_speed_loras
-from rendercost.settings import DEFAULT_MODEL_NAME, Settings
+from rendercost.settings import Settings
 
 OPENAI_SIZES: dict[str, tuple[int, int]] = {
     "1024x1024": (1024, 1024),  # 1:1
@@ -49,64 +49,6 @@ QUALITY_PRESETS: dict[str, tuple[str, ...]] = {
 }
 
 _LORA_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$")
-
-
-class ModelCatalog(Protocol):
-    """What the API checks about models before it queues a job, so a bad request is a 400 and never a
-    failed job. Calls may block (they read model folders): routes run them in a thread."""
-
-    def names(self) -> Collection[str]:
-        """Configured model names."""
-        ...
-
-    def preset_available(self, model: str, preset: str) -> bool:
-        """False when ``preset`` needs a speed LoRA ``model`` does not have."""
-        ...
-
-    def lora_exists(self, model: str, name: str) -> bool: ...
-
-    def check_prompt(self, model: str, prompt: str, *, param: str) -> None:
-        """Raise ``PromptTooLong`` when ``prompt`` does not fit ``model``'s text encoders."""
-        ...
-
-
-class SettingsModelCatalog:
-    """A ``ModelCatalog`` read from settings and model folders, without loading anything: names are
-    ``settings.models`` plus the default model; a model's speed LoRAs are its ``speed_loras`` setting
-    over its folder's ``rendercost.json`` manifest; LoRAs are looked up in the configured folders."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-
-    def names(self) -> Collection[str]:
-        return {*self.settings.models, self.settings.default_model}
-
-    def _model_dir(self, model: str) -> Path | None:
-        config = self.settings.models.get(model)
-        if config is not None:
-            folder = Path(config.source).expanduser()
-            return folder if folder.is_dir() else None
-        return self.settings.tiny_model_dir if model == DEFAULT_MODEL_NAME else None
-
-    def speed_loras(self, model: str) -> dict[str, str]:
-        folder = self._model_dir(model)
-        loras = read_speed_loras(folder) if folder is not None else {}
-        config = self.settings.models.get(model)
-        return {**loras, **(config.speed_loras if config is not None else {})}
-
-    def preset_available(self, model: str, preset: str) -> bool:
-        role = get_preset(preset).speed_lora
-        return role is None or role in self.speed_loras(model)
-
-    def lora_exists(self, model: str, name: str) -> bool:
-        folders = list(self.settings.resolved_lora_dirs)
-        model_dir = self._model_dir(model)
-        if model_dir is not None:
-            folders.append(model_dir / MODEL_LORA_DIR)
-        return any((Path(d) / f"{name}.safetensors").is_file() for d in folders)
-
-    def check_prompt(self, model: str, prompt: str, *, param: str) -> None:
-        """No tokenizer here: prompts are checked by the runner."""
 
 
 def resolve_model(catalog: ModelCatalog, settings: Settings, name: str | None, *, openai: bool) -> str:
@@ -138,12 +80,19 @@ def preset_for_quality(catalog: ModelCatalog, model: str, quality: str | None) -
     return DEFAULT_PRESET
 
 
+def openai_size(settings: Settings, size: str | None) -> tuple[int, int]:
+    """The OpenAI endpoint's size: an OpenAI size (``OPENAI_SIZES``) as the SDXL size it maps to, any
+    other as ``resolve_size``."""
+    if size is not None and size in OPENAI_SIZES:
+        return OPENAI_SIZES[size]
+    return resolve_size(settings, size)
+
+
 def resolve_size(settings: Settings, size: str | None) -> tuple[int, int]:
-    """``(width, height)`` for ``"WxH"``, ``"auto"`` or None (``settings.default_size``)."""
+    """``(width, height)`` for ``"WxH"`` exactly as asked, ``"auto"`` or None (``settings.default_size``);
+    ``InvalidRequest`` naming ``size`` when it is malformed or out of range."""
     text = settings.default_size if size in (None, "auto") else size
     assert text is not None
-    if text in OPENAI_SIZES:
-        return OPENAI_SIZES[text]
     width, height = parse_size(text)
     check_size(width, height, min_side=settings.min_side, max_side=settings.max_side)
     return width, height
@@ -192,6 +141,6 @@ def build_request(
         height=height,
         seed=seed,
         loras=loras,
-        output_format=OutputFormat(output_format),
+        output_format=OutputFormat.parse(output_format, param="output_format"),
     )
     return RenderRequest(spec=spec, n=n, priority=Priority(priority), styles=styles, client=client)

@@ -73,12 +73,18 @@ def rendercost_info(job: Job) -> RenderCostInfo:
     total = job.result.cost if job.result is not None else sum(costs.values(), Decimal(0))
     cache = CacheInfo(**{name: "hit" for name in _CACHES if name in hits})
     if "result" not in hits:
-        cache.result = str(job.request.cache.outcome)  # set by api.result_cache
+        cache.result = str(job.request.cache.outcome)  # set by admission (exact cache step)
     if job.request.rewrite is not None:
-        cache.rewrite = str(job.request.rewrite.cache)  # set by api.rewrite
+        cache.rewrite = str(job.request.rewrite.cache)  # set by admission (rewrite step)
     return RenderCostInfo(
         job_id=job.id, cost_usd=usd_text(total), stages=stages, cache=cache, rewrite=rewrite_info(job.request)
     )
+
+
+def revised_prompt(render_request: RenderRequest) -> str | None:
+    """The prompt the rewrite made, when it is what renders (None: not rewritten, or dropped)."""
+    record = render_request.rewrite
+    return record.revised_prompt if record is not None and record.used else None
 
 
 def rewrite_info(render_request: RenderRequest) -> RewriteInfo | None:

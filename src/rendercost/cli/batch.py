@@ -31,15 +31,13 @@ from rich.progress import Progress as ProgressBar
 from rich.table import Table
 
 from rendercost.artifacts.local import LocalArtifactStore
-from rendercost.caches.http_result import ResultCacheGate, storing_hook
-from rendercost.caches.result_cache import ResultCache
 from rendercost.cli.batch_lines import BadLine, BatchLine, read_lines
-from rendercost.cli.batch_run import TENANT, BatchRun, enqueue_lines
+from rendercost.cli.batch_run import BatchRun, enqueue_lines
 from rendercost.cli.common import cli_errors, load_settings
 from rendercost.domain.jobs import Job, JobState
 from rendercost.domain.money import ZERO, usd_text
 from rendercost.domain.runner import Runner
-from rendercost.domain.specs import OutputFormat, RenderRequest
+from rendercost.domain.specs import OutputFormat
 from rendercost.settings import Settings
 
 if TYPE_CHECKING:
@@ -102,26 +100,17 @@ def run_batch(
 
     ``runner_factory`` defaults to ``build_runner`` (the diffusers runner)."""
     # The execution package (torch, diffusers): imported only when a batch runs. Loads no weights.
+    from rendercost.cli.local_queue import local_queue
+    from rendercost.execution.models.catalog import SettingsModelCatalog
     from rendercost.execution.models.registry import ModelRegistry
     from rendercost.execution.worker.pricing import WorkerPricing
-    from rendercost.execution.worker.setup import (
-        LockedRunner,
-        build_runner,
-        build_worker,
-        default_worker_id,
-        open_job_store,
-    )
+    from rendercost.execution.worker.setup import LockedRunner, build_runner, default_worker_id
 
-    with open_job_store(settings) as store:
+    fingerprint = ModelRegistry(settings).fingerprint
+    with local_queue(settings, SettingsModelCatalog(settings), fingerprint) as local:
+        store, artifacts = local.store, local.artifacts
         pricing = WorkerPricing.from_settings(settings)
-        artifacts = LocalArtifactStore(settings.resolved_artifacts_dir)
-        cache = ResultCache(store.engine, settings.result_cache_ttl_seconds)
-        gate = ResultCacheGate(cache, store.engine, artifacts, ModelRegistry(settings).fingerprint)
-
-        def answer(request: RenderRequest, key: str) -> Job | None:
-            return gate.answer_as_job(store, request, tenant=TENANT, tags={}, idempotency_key=key)
-
-        jobs_by_line = enqueue_lines(store, lines, answer)
+        jobs_by_line = enqueue_lines(local.admission, lines)
         run = BatchRun(store, jobs_by_line)
         base_id = default_worker_id()
         shared_runner: list[Runner] = []  # built on first use: nothing to load when all is done
@@ -130,14 +119,8 @@ def run_batch(
             if not shared_runner:
                 runner = (runner_factory or build_runner)(settings)
                 shared_runner.append(LockedRunner(runner) if workers > 1 else runner)
-            return build_worker(
-                settings,
-                store,
-                shared_runner[0],
-                worker_id=f"{base_id}-t{index}",
-                artifacts=artifacts,
-                pricing=pricing,
-                on_settled=storing_hook(gate, then=run.on_settled),
+            return local.worker(
+                shared_runner[0], worker_id=f"{base_id}-t{index}", pricing=pricing, then=run.on_settled
             )
 
         with _progress_bar(console, run) as tick:

@@ -3,8 +3,9 @@
 Every line is queued under an idempotency key derived from its text, so running the same file again
 (after a crash, a kill -9, Ctrl-C) finds the jobs already done and renders only what is missing. A line
 whose earlier job was dead-lettered or cancelled is queued again under a numbered key (``-r2``, ...).
-A line the exact-result cache can answer (fixed seed, same weights and spec as an earlier render) is
-not queued: its job is stored already succeeded, at $0 with the cost avoided.
+Every line goes through the front door (``Admission``, tenant ``cli``): a line the exact-result cache
+can answer (fixed seed, same weights and spec as an earlier render) is not queued: its job is stored
+already succeeded, at $0 with the cost avoided.
 """
 
 from __future__ import annotations
@@ -19,18 +20,17 @@ from typing import TYPE_CHECKING
 from rendercost.cli.batch_lines import BatchLine
 from rendercost.domain.jobs import TERMINAL_STATES, Job, JobState
 from rendercost.domain.money import ZERO
-from rendercost.domain.specs import RenderRequest
 from rendercost.queue.protocol import JobStore
 
 if TYPE_CHECKING:
+    from rendercost.admission.front_door import Admission
     from rendercost.execution.worker.loop import Worker
 
-TENANT = "cli"  # owner of the jobs `rendercost batch` queues
+TENANT = "cli"  # owner of the jobs `rendercost batch` queues (``cli.local_queue.CLI_TENANT``)
 RETRY_KEY_LIMIT = 100  # re-queues of one line (after dead-letters) before giving up on it
 POLL_INTERVAL_S = 5.0  # how often jobs are re-read from the database (others may settle them)
 
 WorkerFactory = Callable[[int], "Worker"]  # thread index -> its worker
-CacheAnswer = Callable[[RenderRequest, str], Job | None]  # (request, idempotency key) -> answered job
 
 
 @dataclass
@@ -45,18 +45,19 @@ class Progress:
     changed: threading.Event = field(default_factory=threading.Event)
 
 
-def enqueue_lines(
-    store: JobStore, lines: Sequence[BatchLine], answer: CacheAnswer | None = None
-) -> dict[int, Job]:
-    """Queue every line (or find its job, or have ``answer`` answer it from the result cache);
-    line number -> job."""
+def enqueue_lines(admission: Admission, lines: Sequence[BatchLine]) -> dict[int, Job]:
+    """Admit every line (queued, or its earlier job found, or answered from the result cache; a
+    no-store line is never looked up); line number -> job."""
+    from rendercost.admission.ticket import Ticket  # the front door's imports: only when a batch runs
+
     jobs: dict[int, Job] = {}
     for line in lines:
-        cacheable = answer is not None and line.request.cache.stores  # a no-store line is never looked up
         for attempt in range(1, RETRY_KEY_LIMIT + 1):
             key = line.idempotency_key if attempt == 1 else f"{line.idempotency_key}-r{attempt}"
-            answered = answer(line.request, key) if answer is not None and cacheable else None
-            job = answered or store.enqueue(TENANT, line.request, idempotency_key=key)
+            ticket = Ticket(TENANT, line.request, cache=line.request.cache.mode, idempotency_key=key)
+            answered = admission.admit(ticket).job
+            assert answered is not None  # the CLI asks for cache answers as jobs
+            job = answered
             if job.state not in (JobState.FAILED, JobState.CANCELLED):
                 break
         jobs[line.number] = job

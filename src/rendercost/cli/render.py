@@ -4,11 +4,15 @@ The command reads in four steps, each a function below:
 
     1. check the request   everything a flag can get wrong, before any model work or file write;
                            with ``--rewrite``, the prompt rewritten (``cli.render_rewrite``)
-    2. look up the cache   an identical earlier render (same weights, prompt, seed, size, ...) is
-                           copied from the exact-result cache: byte-identical file, $0 paid, cost avoided
-    3. render the rest     one batched pipeline call per ``max_batch_size`` images, priced per stage
-                           with the catalog, the receipt embedded in each file, the file cached
-    4. report              a table per image (or one JSON document with ``--json``)
+    2. admit it            through the front door (``cli.local_queue``: the settings' embedded store,
+                           tenant ``cli``, no limits): an identical earlier render (same weights,
+                           prompt, seed, size, ...) is answered from the exact-result cache
+                           (byte-identical files, $0 paid, cost avoided), else the job is queued
+    3. render it           a burst worker renders the queue as every worker does (one batched call per
+                           ``max_batch_size`` images, priced per stage, the receipt embedded, storage
+                           priced on the final bytes, the files stored and cached)
+    4. report              the stored files copied to ``--out``; a table per image (or one JSON
+                           document with ``--json``) from the job's receipts
 
 A random seed (``--seed -1``) is never cached, and ``--no-cache`` neither reads nor writes the cache.
 Files are written atomically (temp file + rename). Bad input exits 2 with one line on stderr.
@@ -19,10 +23,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import sys
 import tempfile
-import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
@@ -30,52 +32,38 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from rendercost.artifacts.local import LocalArtifactStore
-from rendercost.artifacts.metadata import embed_receipt
-from rendercost.caches.http_result import hit_receipt
-from rendercost.caches.result_cache import ResultCache, result_key
 from rendercost.cli.common import cli_errors, load_settings
-from rendercost.db.engine import create_db_engine
-from rendercost.domain.batch import BatchItem, BatchPlan
-from rendercost.domain.controls import RewriteRecord
-from rendercost.domain.costs import CostLine, PricingModel, Receipt
+from rendercost.domain.controls import CacheMode, CacheOutcome, CachePolicy, RewriteRecord
+from rendercost.domain.costs import Receipt
+from rendercost.domain.jobs import Job, JobState
 from rendercost.domain.money import ZERO, quantize
 from rendercost.domain.presets import DEFAULT_PRESET, get_preset
-from rendercost.domain.runner import StepCallback
 from rendercost.domain.specs import (
     RANDOM_SEED,
     OutputFormat,
+    Priority,
+    RenderRequest,
     RenderSpec,
     check_seed,
     check_size,
     parse_size,
     resolve_seed,
 )
-from rendercost.errors import InvalidRequest
+from rendercost.errors import InvalidRequest, RenderFailed
 from rendercost.ledger.catalog import PriceCatalog
-from rendercost.ledger.pricing import DEVICE_HOUR, GB_MONTH, price_batch, price_storage, split_line
-from rendercost.ledger.receipts import receipt_payload
+from rendercost.ledger.pricing import DEVICE_HOUR, GB_MONTH
 from rendercost.settings import ModelConfig, Settings
 
 if TYPE_CHECKING:
+    from rendercost.cli.local_queue import LocalQueue
     from rendercost.cli.render_rewrite import CliRewrite
     from rendercost.execution.models.registry import ModelRegistry
 
 STORAGE_BACKEND = "local"  # the CLI writes to this machine's disk
 _UNIT_SHORT = {DEVICE_HOUR: "h", GB_MONTH: "GB-mo"}
-
-
-@dataclass(frozen=True)
-class _Request:
-    """A checked render request: one spec per image, and where each file goes."""
-
-    specs: tuple[RenderSpec, ...]  # seeds seed .. seed + n - 1
-    paths: tuple[Path, ...]  # one output file per spec
-    use_cache: bool  # False for --no-cache and random seeds
-    charged_before: tuple[CostLine, ...] = ()  # per image: its share of the prompt rewrite (--rewrite)
+_CACHE_STATUS = {CacheOutcome.HIT: "hit", CacheOutcome.MISS: "miss"}  # anything else: "bypass"
 
 
 @dataclass(frozen=True)
@@ -117,13 +105,12 @@ def render(
     settings = load_settings(ctx)
     with cli_errors():
         settings = _with_model_path(settings, model)
-        model_name = model or settings.default_model
         output_format = _output_format(fmt, out)
         width, height = parse_size(size or settings.default_size)
         spec = RenderSpec(
             prompt=prompt,
             negative_prompt=negative,
-            model=model_name,
+            model=model or settings.default_model,
             preset=preset,
             width=width,
             height=height,
@@ -140,7 +127,6 @@ def render(
 
         registry = ModelRegistry(settings)
         spec = _resolve_seed(_check_with_model(registry, spec, truncate), n)
-        use_cache = not no_cache and seed != RANDOM_SEED
         rewritten = None
         if rewrite:
             from rendercost.cli.render_rewrite import rewrite_spec  # the LLM gateway
@@ -148,10 +134,16 @@ def render(
             spec, rewritten = rewrite_spec(
                 settings, registry, spec, use_cache=not no_cache, truncate=truncate
             )
-        request = _expand(spec, n, out, use_cache=use_cache)
-        if rewritten is not None:
-            request = replace(request, charged_before=tuple(split_line(rewritten.line, "", n)))
-        outcomes = _Renderer(settings, registry, catalog, quiet=json_output).run(request)
+        mode = CacheMode.NO_STORE if no_cache or seed == RANDOM_SEED else CacheMode.DEFAULT
+        request = RenderRequest(
+            spec=spec,
+            n=n,
+            priority=Priority.INTERACTIVE,
+            cache=CachePolicy(mode),
+            rewrite=rewritten.record if rewritten is not None else None,
+        )
+        paths = _output_paths(_default_out(spec, out), n)
+        outcomes = _admit_and_render(settings, registry, request, paths)
     _report(outcomes, json_output, rewritten)
 
 
@@ -206,12 +198,9 @@ def _resolve_seed(spec: RenderSpec, n: int) -> RenderSpec:
     return replace(spec, seed=resolve_seed(spec.seed, n))
 
 
-def _expand(spec: RenderSpec, n: int, out: Path | None, *, use_cache: bool) -> _Request:
-    """One spec per image (seeds ``spec.seed`` ..), and the output paths checked."""
-    spec = _resolve_seed(spec, n)
-    specs = tuple(replace(spec, seed=spec.seed + i) for i in range(n))
-    base = out if out is not None else Path.cwd() / f"rendercost-{spec.seed}.{spec.output_format.suffix}"
-    return _Request(specs, _output_paths(base, n), use_cache)
+def _default_out(spec: RenderSpec, out: Path | None) -> Path:
+    """``--out``, else ``rendercost-SEED.SUFFIX`` in the current folder."""
+    return out if out is not None else Path.cwd() / f"rendercost-{spec.seed}.{spec.output_format.suffix}"
 
 
 def _output_paths(base: Path, n: int) -> tuple[Path, ...]:
@@ -230,119 +219,45 @@ def _check_out(out: Path | None, n: int) -> None:
             raise InvalidRequest(f"--out {path} is a directory", param="out")
 
 
-# 2 and 3. look up the cache, render the rest -------------------------------------------------------
+# 2 and 3. admit it, render it ---------------------------------------------------------------------
 
 
-class _Renderer:
-    """Answers a checked request: cache hits copied, misses rendered in batches, every file written."""
+def _admit_and_render(
+    settings: Settings, registry: ModelRegistry, request: RenderRequest, paths: Sequence[Path]
+) -> list[_Outcome]:
+    """Admit ``request`` (tenant ``cli``), render the queue with a burst worker unless the cache
+    answered it, and copy the job's stored files to ``paths``."""
+    from rendercost.admission.ticket import Ticket
+    from rendercost.cli.local_queue import CLI_TENANT, local_queue
+    from rendercost.execution.models.catalog import RegistryCatalog
+    from rendercost.execution.worker.setup import build_runner, default_worker_id
 
-    def __init__(
-        self, settings: Settings, registry: ModelRegistry, catalog: PriceCatalog, *, quiet: bool
-    ) -> None:
-        self.settings = settings
-        self.registry = registry
-        self.catalog = catalog
-        self.quiet = quiet
+    catalog = RegistryCatalog(registry, settings.default_model)
+    with local_queue(settings, catalog, registry.fingerprint) as local:
+        admitted = local.admission.admit(Ticket(CLI_TENANT, request, cache=request.cache.mode))
+        job = admitted.job
+        assert job is not None  # the CLI asks for cache answers as jobs
+        if job.state is not JobState.SUCCEEDED:
+            local.worker(build_runner(settings, registry), worker_id=default_worker_id()).run_burst()
+            job = local.store.get(job.id)
+        return _copy_out(local, _finished(job), paths)
 
-    def run(self, request: _Request) -> list[_Outcome]:
-        with self._cache(request.use_cache) as cache:
-            store = LocalArtifactStore(self.settings.resolved_artifacts_dir) if cache is not None else None
-            keys = [self._key(spec) for spec in request.specs] if cache is not None else []
-            outcomes: dict[int, _Outcome] = {}
-            if cache is not None and store is not None:
-                outcomes = self._hits(request, keys, cache, store)
-            missing = [i for i in range(len(request.specs)) if i not in outcomes]
-            for i, outcome in self._render(request, missing, cache, store, keys):
-                outcomes[i] = outcome
-        return [outcomes[i] for i in range(len(request.specs))]
 
-    @contextlib.contextmanager
-    def _cache(self, use_cache: bool) -> Iterator[ResultCache | None]:
-        if not use_cache or self.settings.result_cache_ttl_seconds <= 0:
-            yield None
-            return
-        engine = create_db_engine(self.settings.resolved_database_url)
-        try:
-            from rendercost.db.migrate import migrate  # alembic
+def _finished(job: Job) -> Job:
+    if job.state is not JobState.SUCCEEDED or job.result is None:
+        raise RenderFailed(f"job {job.id} {job.state}: {job.last_error or 'no result'}")
+    return job
 
-            migrate(engine)
-            yield ResultCache(engine, self.settings.result_cache_ttl_seconds)
-        finally:
-            engine.dispose()
 
-    def _key(self, spec: RenderSpec) -> str:
-        return result_key(spec, self.registry.fingerprint(spec.model))
-
-    def _hits(
-        self, request: _Request, keys: list[str], cache: ResultCache, store: LocalArtifactStore
-    ) -> dict[int, _Outcome]:
-        hits: dict[int, _Outcome] = {}
-        for i, (spec, path, key) in enumerate(zip(request.specs, request.paths, keys, strict=True)):
-            entry = cache.get(key)
-            if entry is None:
-                continue
-            if not store.exists(entry.location):
-                cache.forget(key)  # the file was collected: render again
-                continue
-            _write_atomic(path, store.get(entry.location))
-            receipt = Receipt((*request.charged_before[i : i + 1], *hit_receipt(entry.receipt, "", i).lines))
-            hits[i] = _Outcome(path, spec, receipt, "hit")
-        return hits
-
-    def _render(
-        self,
-        request: _Request,
-        indexes: list[int],
-        cache: ResultCache | None,
-        store: LocalArtifactStore | None,
-        keys: list[str],
-    ) -> Iterator[tuple[int, _Outcome]]:
-        if not indexes:
-            return
-        from rendercost.execution.pipeline.runner import DiffusersRunner
-
-        runner = DiffusersRunner(self.registry, self.settings)
-        size = self.settings.max_batch_size
-        chunks = [indexes[at : at + size] for at in range(0, len(indexes), size)]
-        steps = get_preset(request.specs[indexes[0]].preset).steps
-        with _progress(len(chunks) * steps, enabled=not self.quiet and sys.stdout.isatty()) as on_step:
-            for number, chunk in enumerate(chunks):
-                plan = BatchPlan(uuid.uuid4().hex, tuple(BatchItem("", i, request.specs[i]) for i in chunk))
-                result = runner.run(plan, _offset(on_step, number * steps))
-                device_lines = price_batch(
-                    plan,
-                    result,
-                    catalog=self.catalog,
-                    device_type=self.settings.device_type,
-                    pricing_model=PricingModel(self.settings.pricing_model),
-                    region=self.settings.region,
-                )
-                for image, lines in zip(result.images, device_lines, strict=True):
-                    i = image.item.image_index
-                    before = request.charged_before[i : i + 1]
-                    receipt = Receipt((*before, *lines, self._storage_line(i, len(image.data))))
-                    payload = receipt_payload(image.item.spec, receipt)
-                    data = embed_receipt(image.data, image.media_type, payload)
-                    _write_atomic(request.paths[i], data)
-                    status = "bypass"
-                    if cache is not None and store is not None:
-                        ref = store.put(
-                            data, media_type=image.media_type, suffix=image.item.spec.output_format.suffix
-                        )
-                        cache.put(keys[i], location=ref.key, media_type=image.media_type, receipt=payload)
-                        status = "miss"
-                    yield i, _Outcome(request.paths[i], image.item.spec, receipt, status)
-
-    def _storage_line(self, image_index: int, size_bytes: int) -> CostLine:
-        return price_storage(
-            "",
-            image_index,
-            size_bytes,
-            catalog=self.catalog,
-            backend=STORAGE_BACKEND,
-            region=self.settings.region,
-            retention_days=self.settings.artifact_retention_days,
-        )
+def _copy_out(local: LocalQueue, job: Job, paths: Sequence[Path]) -> list[_Outcome]:
+    """The job's stored files (receipts inside) written to ``paths``, with their receipts."""
+    assert job.result is not None
+    status = _CACHE_STATUS.get(job.request.cache.outcome, "bypass")
+    outcomes = []
+    for spec, path, image in zip(job.request.image_specs(), paths, job.result.images, strict=True):
+        _write_atomic(path, local.artifacts.get(image.artifact_key))
+        outcomes.append(_Outcome(path, replace(spec, seed=image.seed), image.receipt, status))
+    return outcomes
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -357,25 +272,6 @@ def _write_atomic(path: Path, data: bytes) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
         raise
-
-
-@contextlib.contextmanager
-def _progress(total: int, *, enabled: bool) -> Iterator[StepCallback | None]:
-    """A progress bar over denoising steps on stderr, or None when it would not be seen."""
-    if not enabled:
-        yield None
-        return
-    columns = (TextColumn("denoising"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
-        task = progress.add_task("denoise", total=total)
-        yield lambda done, _total: progress.update(task, completed=done)
-
-
-def _offset(on_step: StepCallback | None, before: int) -> StepCallback | None:
-    """``on_step`` for one chunk, counting the steps of the chunks before it."""
-    if on_step is None:
-        return None
-    return lambda done, total: on_step(before + done, total)
 
 
 # 4. report -----------------------------------------------------------------------------------------

@@ -1,12 +1,13 @@
 """`rendercost render --rewrite`: the prompt rewritten before rendering, and what the rewrite cost.
 
-The same ``PromptRewriter`` the HTTP API uses: the settings' provider chain (``llm_providers``; none
-configured means the builtin rewriter), falling back to the builtin rewrite when every provider fails.
-With the cache on, the semantic rewrite cache is read and filled under the tenant ``cli`` (the MiniLM
-model loads for it); ``--no-cache`` bypasses it. The rewritten prompt is what renders, so the exact
-result cache keys on it. A rewrite that no longer fits the model's text encoder is dropped (the
-original prompt renders) unless ``--truncate`` asks to cut it. The rewrite's line (tokens x the
-catalog's price) is split across the images' receipts.
+The same ``PromptRewriter`` admission's rewrite step uses: the settings' provider chain
+(``llm_providers``; none configured means the builtin rewriter), falling back to the builtin rewrite
+when every provider fails. With the cache on, the semantic rewrite cache is read and filled under the
+tenant ``cli`` (the MiniLM model loads for it); ``--no-cache`` bypasses it. The rewritten prompt is
+what renders, so the exact result cache keys on it. A rewrite that no longer fits the model's text
+encoder is dropped (the original prompt renders) unless ``--truncate`` asks to cut it. The rewrite's
+line (tokens x the catalog's price) rides on the request's rewrite record: admission bills it once
+the job exists and the worker splits it across the images' receipts.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+from rendercost.admission.rewrite import PromptRewriter, RewriteOutcome
 from rendercost.db.engine import create_db_engine
 from rendercost.db.migrate import migrate
 from rendercost.domain.controls import RewriteRecord
@@ -22,7 +24,6 @@ from rendercost.domain.specs import RenderSpec
 from rendercost.errors import PromptTooLong
 from rendercost.ledger.catalog import PriceCatalog
 from rendercost.llm_gateway.config import build_gateway
-from rendercost.llm_gateway.rewriter import PromptRewriter, RewriteOutcome
 from rendercost.llm_gateway.types import RewriteRequest
 from rendercost.settings import Settings
 

@@ -9,7 +9,7 @@ keys) an admin key is made, printed, and written to ``data_dir/admin-key`` (mode
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -19,19 +19,17 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from rendercost.cli.common import cli_errors, load_settings
-from rendercost.errors import ModelLoadFailed, PresetUnavailable, UnknownLora
 from rendercost.observability.logging import configure_logging
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
     from sqlalchemy import Engine
 
+    from rendercost.admission.catalog import ModelCatalog
     from rendercost.api.deps import ApiServices, ReadinessCheck
-    from rendercost.api.translate import ModelCatalog
     from rendercost.auth.keys import CreatedKey
     from rendercost.domain.jobs import Job
     from rendercost.domain.runner import Runner
-    from rendercost.execution.models.registry import ModelRegistry
     from rendercost.execution.worker.loop import Worker
     from rendercost.settings import Settings
 
@@ -109,8 +107,8 @@ def _settled_hook(services: ApiServices) -> Callable[[str, Job | None, str | Non
         if job is None:
             services.metrics.jobs_finished.labels("attempt_failed").inc()
         else:
-            if services.result_cache is not None:
-                services.result_cache.store(job)
+            if services.exact is not None:
+                services.exact.store(job)
             spec = job.request.spec
             images = job.result.images if job.result is not None else ()
             lines = [line for image in images for line in image.receipt.lines]
@@ -120,40 +118,6 @@ def _settled_hook(services: ApiServices) -> Callable[[str, Job | None, str | Non
         services.events.notify(job_id, job)
 
     return on_settled
-
-
-class RegistryCatalog:
-    """The API's ``ModelCatalog`` answered by the model registry (what the runner will really find)."""
-
-    def __init__(self, registry: ModelRegistry, default_model: str) -> None:
-        self.registry = registry
-        self.default_model = default_model
-
-    def names(self) -> Collection[str]:
-        return self.registry.names()
-
-    def preset_available(self, model: str, preset: str) -> bool:
-        try:
-            self.registry.check_preset(model, preset)
-        except PresetUnavailable:
-            return False
-        return True
-
-    def lora_exists(self, model: str, name: str) -> bool:
-        try:
-            self.registry.resolve_lora(model, name)
-        except UnknownLora:
-            return False
-        return True
-
-    def check_prompt(self, model: str, prompt: str, *, param: str) -> None:
-        self.registry.check_prompt(model, prompt, param=param)
-
-    def check_default_model(self) -> None:
-        """Readiness: the default model's files can be found (or the tiny model can be built)."""
-        for status in self.registry.status():
-            if status.name == self.default_model and not status.loadable:
-                raise ModelLoadFailed(f"model {status.name!r}: {status.reason}")
 
 
 @contextmanager
@@ -173,16 +137,17 @@ def embedded_server(
     """
     # The API (fastapi), the execution package (torch, diffusers) and the stores: imported only when a
     # server is assembled, so the other commands and ``--help`` start without them.
+    from rendercost.admission.rewrite import PromptRewriter
     from rendercost.api.app import build_services, create_app
     from rendercost.artifacts.local import LocalArtifactStore
     from rendercost.db.engine import create_db_engine
     from rendercost.db.migrate import migrate
+    from rendercost.execution.models.catalog import RegistryCatalog
     from rendercost.execution.models.registry import ModelRegistry
     from rendercost.execution.models.sentence_embedder import MiniLmEmbedder
     from rendercost.execution.pipeline.prompt_embeddings import encoder_from_settings
     from rendercost.execution.pipeline.runner import DiffusersRunner
     from rendercost.execution.worker.setup import LockedRunner, build_worker, default_worker_id, idle_metered
-    from rendercost.llm_gateway.rewriter import PromptRewriter
     from rendercost.observability.metrics import MeteredRunner, Metrics
     from rendercost.queue.sql_store import SqlJobStore
 
@@ -206,8 +171,20 @@ def embedded_server(
         readiness: dict[str, ReadinessCheck] = {}
         if isinstance(catalog, RegistryCatalog):
             readiness["model"] = catalog.check_default_model
+        stop = WorkerSignal()  # queuing a job kicks the in-process workers
+        rewriter = PromptRewriter.from_settings(
+            settings, engine, MiniLmEmbedder(), partial(metrics.observe_cache_lookup, "rewrite")
+        )
         services = build_services(
-            settings, engine, store, artifacts, catalog=catalog, metrics=metrics, readiness=readiness
+            settings,
+            engine,
+            store,
+            artifacts,
+            catalog=catalog,
+            metrics=metrics,
+            readiness=readiness,
+            rewriter=rewriter,
+            wake_workers=stop.kick,
         )
         admin_key_path = Path(settings.data_dir) / ADMIN_KEY_FILE
         server = EmbeddedServer(
@@ -217,6 +194,7 @@ def embedded_server(
             app=create_app(services, run_webhooks=webhooks),
             admin_key=services.keys.ensure_admin_key(admin_key_path),
             admin_key_path=admin_key_path,
+            stop=stop,
         )
         if workers > 0:
             assert runner is not None  # set above whenever workers > 0
@@ -226,10 +204,6 @@ def embedded_server(
             hook = _settled_hook(services)
             build = partial(build_worker, settings, store, shared, artifacts=artifacts, on_settled=hook)
             server.workers = [build(worker_id=default_worker_id()) for _ in range(workers)]
-        services.on_enqueue = server.stop.kick
-        services.rewriter = PromptRewriter.from_settings(
-            settings, engine, MiniLmEmbedder(), partial(metrics.observe_cache_lookup, "rewrite")
-        )
         server.start_workers()
         try:
             yield server

@@ -43,8 +43,8 @@ def worker(
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     # The execution package (torch, diffusers) and the stores: imported only when this command runs.
+    from rendercost.admission.exact_cache import ExactCache, storing_hook
     from rendercost.artifacts.local import LocalArtifactStore
-    from rendercost.caches.http_result import ResultCacheGate, storing_hook
     from rendercost.caches.result_cache import ResultCache
     from rendercost.execution.models.registry import ModelRegistry
     from rendercost.execution.worker.setup import (
@@ -66,7 +66,7 @@ def worker(
             idle_metered(settings, store.engine, runner, worker_id=worker_id) as metered,
         ):
             cache = ResultCache(store.engine, settings.result_cache_ttl_seconds)
-            gate = ResultCacheGate(cache, store.engine, artifacts, registry.fingerprint)
+            gate = ExactCache(cache, artifacts, registry.fingerprint)
             the_worker = build_worker(
                 settings,
                 store,

@@ -1,7 +1,8 @@
 """The ledger: append-only cost lines, idempotent per (job, image index, stage).
 
-Writers call ``insert_lines`` inside their own transaction (the job store does it in ``complete``, so a
-job's success and its bill commit together). Readers get frozen ``CostLine`` values and exact ``Decimal``
+``insert_lines`` writes inside the caller's transaction; only ``ledger/`` calls it (``billing.Biller``
+in the transaction that settles a job, so a job's success and its bill commit together; ``idle`` for
+idle device time). Readers get frozen ``CostLine`` values and exact ``Decimal``
 totals on both engines.
 """
 

@@ -7,6 +7,8 @@ Pure functions over domain types and a ``PriceCatalog``; no I/O. The rules:
   ``split_exact``, so the images' lines of a stage add up to the batch cost EXACTLY.
 - A job's prompt rewrite is one LLM call for all its images: its line is split across the images
   (``rewrite_lines``) the same way, so each image's receipt carries its share of the tokens' cost.
+  The rewrite's own line (``rewrite_line``) is its tokens from the provider's usage, priced from the
+  catalog (builtin rewrites cost 0; a semantic-cache hit costs 0 with the reused rewrite avoided).
 - A stage the runner skipped (``RenderResult.skipped_stages``) gets a line too: its cost is what it
   really used (usually 0) and ``cost_avoided`` is what it would have cost, when the caller can estimate
   that (``avoided_seconds``).
@@ -24,6 +26,7 @@ from rendercost.domain.money import SECONDS_PER_HOUR, ZERO, cost_of_seconds, qua
 from rendercost.domain.presets import get_preset
 from rendercost.domain.specs import RenderRequest, RenderSpec
 from rendercost.ledger.catalog import PriceCatalog
+from rendercost.llm_gateway.types import RewriteResult
 
 BYTES_PER_GB = Decimal(2**30)  # AWS bills storage in binary gigabytes
 DAYS_PER_MONTH = Decimal(30)  # a GB-month is priced over a 30-day month
@@ -188,3 +191,53 @@ def _hours(seconds: float) -> Decimal:
     if seconds == 0:
         return ZERO
     return (Decimal(repr(seconds)) / SECONDS_PER_HOUR).quantize(QUANTITY_QUANTUM)
+
+
+MILLION = Decimal(1_000_000)
+TOKENS_UNIT = "1M tokens"  # the unit of a prompt_rewrite line
+
+
+def rewrite_line(
+    result: RewriteResult,
+    catalog: PriceCatalog,
+    *,
+    job_id: str,
+    image_index: int = 0,
+    avoided: RewriteResult | None = None,
+) -> CostLine:
+    """The line for one rewrite. Builtin rewrites cost 0. ``avoided``: a semantic-cache hit, priced
+    as the rewrite it reused (cost 0, ``cost_avoided`` what that rewrite cost)."""
+    paid = avoided or result
+    if paid.provider == "builtin":
+        cost = ZERO
+        unit_price = ZERO
+    else:
+        prices = catalog.token_prices(paid.model)
+        cost = quantize(
+            Decimal(paid.input_tokens) * prices.input_per_1m / MILLION
+            + Decimal(paid.output_tokens) * prices.output_per_1m / MILLION
+        )
+        unit_price = prices.output_per_1m
+    details = {
+        "provider": paid.provider,
+        "model": paid.model,
+        "input_tokens": paid.input_tokens,
+        "output_tokens": paid.output_tokens,
+        "fallback": result.fallback,
+    }
+    if avoided is not None:
+        details["cache"] = "rewrite"
+    tokens = Decimal(paid.input_tokens + paid.output_tokens)
+    return CostLine(
+        job_id=job_id,
+        image_index=image_index,
+        stage=Stage.PROMPT_REWRITE,
+        device_seconds=0.0,
+        unit_price=unit_price,
+        unit=TOKENS_UNIT,
+        quantity=ZERO if avoided is not None else tokens / MILLION,
+        cost=ZERO if avoided is not None else cost,
+        device_type="",
+        cost_avoided=cost if avoided is not None else ZERO,
+        details=details,
+    )

@@ -1,5 +1,7 @@
 """The JobStore contract. The SQL implementation (SQLite embedded, PostgreSQL at scale) lives in
-``queue.sql_store``; the worker, the batch CLI and the HTTP API depend only on this protocol."""
+``queue.sql_store``; the worker, the batch CLI and the HTTP API depend only on this protocol.
+Completing a job bills it, so that is not here: ``ledger.billing.Biller`` completes jobs (through the
+SQL store's transaction seam) and is the only writer of cost lines."""
 
 from __future__ import annotations
 
@@ -7,10 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
-from rendercost.artifacts.protocol import ArtifactRef
-from rendercost.domain.costs import CostLine
 from rendercost.domain.jobs import Job, JobState
-from rendercost.domain.results import JobResult
 from rendercost.domain.specs import Priority, RenderRequest
 
 
@@ -25,24 +24,6 @@ class JobStore(Protocol):
         tags: dict[str, str] | None = None,
     ) -> Job:
         """Queue a job; the same (tenant, idempotency_key) returns the existing job unchanged."""
-        ...
-
-    def add_answered(
-        self,
-        job_id: str,
-        tenant: str,
-        request: RenderRequest,
-        *,
-        result: JobResult,
-        cost_lines: Sequence[CostLine],
-        artifacts: Sequence[tuple[ArtifactRef, int]] = (),
-        idempotency_key: str | None = None,
-        webhook_url: str | None = None,
-        tags: dict[str, str] | None = None,
-    ) -> Job:
-        """Record a job answered without rendering (from a cache): SUCCEEDED from the start, never
-        queued; result, cost lines and artifact rows in ONE transaction. The same (tenant,
-        idempotency_key) returns the existing job and writes nothing."""
         ...
 
     def get(self, job_id: str, *, tenant: str | None = None) -> Job:
@@ -71,21 +52,6 @@ class JobStore(Protocol):
         ...
 
     def set_progress(self, job_id: str, progress: float) -> None: ...
-
-    def complete(
-        self,
-        job_id: str,
-        worker_id: str,
-        *,
-        result: JobResult,
-        cost_lines: Sequence[CostLine],
-        artifacts: Sequence[tuple[ArtifactRef, int]] = (),
-    ) -> Job:
-        """Mark succeeded AND write its cost lines and ``(artifact, image_index)`` rows in ONE
-        transaction. Billing is unique per (job, image index, stage): completing twice never bills
-        twice. A job whose lease ``worker_id`` no longer holds (cancelled, re-leased) is not
-        completed: ``Conflict``."""
-        ...
 
     def fail(self, job_id: str, worker_id: str, error: str, *, retryable: bool = True) -> Job:
         """Requeue with exponential backoff, or dead-letter (FAILED) after the last attempt."""

@@ -1,16 +1,19 @@
 """``SqlJobStore``: the JobStore on SQLite (embedded) or PostgreSQL (many processes).
 
-Every method is one transaction. Claims lock rows with ``SELECT ... FOR UPDATE SKIP LOCKED`` on
-PostgreSQL, so concurrent workers never claim the same job and never wait on each other; on SQLite the
-engine opens every transaction with ``BEGIN IMMEDIATE``, which serializes writers. ``complete`` marks
-the job succeeded and writes its cost lines and artifact rows in the same transaction, idempotently,
-so a job re-run after a crash is billed exactly once. State changes go through
-``domain.jobs.check_transition``.
+Every method that takes no connection is one transaction. Claims lock rows with
+``SELECT ... FOR UPDATE SKIP LOCKED`` on PostgreSQL, so concurrent workers never claim the same job and
+never wait on each other; on SQLite the engine opens every transaction with ``BEGIN IMMEDIATE``, which
+serializes writers. Completing a job (``mark_succeeded``, ``insert_answered``, ``insert_artifacts``)
+runs inside a transaction the caller opens with ``transaction()``: ``ledger.billing.Biller`` settles
+the job and writes its cost lines in that one transaction, so a job re-run after a crash is billed
+exactly once. State changes go through ``domain.jobs.check_transition``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -33,18 +36,25 @@ from rendercost.artifacts.protocol import ArtifactRef
 from rendercost.artifacts.tables import artifacts as artifacts_table
 from rendercost.db.clock import Clock, utcnow
 from rendercost.db.upsert import insert_ignoring_conflicts
-from rendercost.domain.costs import CostLine
 from rendercost.domain.jobs import Job, JobState, check_transition, new_job_id
 from rendercost.domain.results import JobResult
 from rendercost.domain.specs import Priority, RenderRequest
 from rendercost.errors import Conflict, InvalidRequest, NotFound
-from rendercost.ledger.ledger import Ledger
-from rendercost.queue.codec import PRIORITY_RANK, decode_payload, encode_payload, job_from_row
+from rendercost.queue.codec import PRIORITY_RANK, encode_payload, job_from_row
 from rendercost.queue.tables import MAX_ERROR_LENGTH, MAX_IDEMPOTENCY_KEY_LENGTH, jobs
 from rendercost.settings import Settings
 
 MAX_LIST_LIMIT = 1000  # most jobs one list_jobs call returns
 CLAIM_ORDER = (jobs.c.priority_rank, jobs.c.created_at, jobs.c.seq)  # interactive first, then oldest
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A job after a write inside a caller's transaction; ``changed`` is False for a repeat (an
+    idempotent replay, a second completion) that wrote nothing, so nothing else should be written."""
+
+    job: Job
+    changed: bool
 
 
 class SqlJobStore:
@@ -75,12 +85,19 @@ class SqlJobStore:
         self._backoff_s = retry_backoff_seconds
         self._aging_s = aging_seconds
         self._clock = clock
-        self.ledger = Ledger(engine, clock=clock)  # the ledger complete() writes to
 
     @property
     def engine(self) -> Engine:
-        """The database this store (and its ledger) writes to."""
+        """The database this store writes to."""
         return self._engine
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """One transaction on the store's database, committed when the block ends, rolled back when
+        it raises: the seam through which the ledger bills a job in the same transaction that
+        settles it (``mark_succeeded``, ``insert_answered``, ``insert_artifacts`` take its connection)."""
+        with self._engine.begin() as conn:
+            yield conn
 
     @classmethod
     def from_settings(cls, engine: Engine, settings: Settings) -> SqlJobStore:
@@ -110,25 +127,22 @@ class SqlJobStore:
         with self._engine.begin() as conn:
             return self._insert_job(conn, row)
 
-    def add_answered(
+    def insert_answered(
         self,
+        conn: Connection,
         job_id: str,
         tenant: str,
         request: RenderRequest,
-        *,
         result: JobResult,
-        cost_lines: Sequence[CostLine],
-        artifacts: Sequence[tuple[ArtifactRef, int]] = (),
+        *,
         idempotency_key: str | None = None,
         webhook_url: str | None = None,
         tags: dict[str, str] | None = None,
-    ) -> Job:
-        """Record a job answered without rendering (the exact-result cache): inserted SUCCEEDED, never
-        queued, with its result, cost lines and artifact rows in ONE transaction. ``job_id`` comes from
-        ``domain.jobs.new_job_id`` (the lines already name it). The same (tenant, idempotency_key)
-        returns the existing job and writes nothing."""
+    ) -> Transition:
+        """Insert, in ``conn``'s transaction, a job answered without rendering (the exact-result cache):
+        SUCCEEDED, never queued, with its ``result``. ``job_id`` comes from ``domain.jobs.new_job_id``.
+        The same (tenant, idempotency_key) returns the existing job, unchanged (``changed`` False)."""
         _check_enqueue(tenant, idempotency_key, tags)
-        _check_belongs(job_id, request.n, cost_lines, artifacts)
         row = self._new_row(job_id, tenant, request, idempotency_key, webhook_url, tags)
         now = row["created_at"]
         row |= {
@@ -138,13 +152,8 @@ class SqlJobStore:
             "started_at": now,
             "finished_at": now,
         }
-        with self._engine.begin() as conn:
-            job = self._insert_job(conn, row)
-            if job.id != job_id:  # an idempotent replay: the first job stands
-                return job
-            self.ledger.insert_lines(conn, cost_lines, request.attribution(tenant, row["tags"]), now=now)
-            _insert_artifacts(conn, job_id, tenant, artifacts, now)
-            return job
+        job = self._insert_job(conn, row)
+        return Transition(job, changed=job.id == job_id)
 
     def _new_row(
         self,
@@ -286,47 +295,56 @@ class SqlJobStore:
             if not changed:
                 _find_row(conn, job_id, None)  # NotFound for an unknown job
 
-    def complete(
-        self,
-        job_id: str,
-        worker_id: str,
-        *,
-        result: JobResult,
-        cost_lines: Sequence[CostLine],
-        artifacts: Sequence[tuple[ArtifactRef, int]] = (),
-    ) -> Job:
-        """Mark succeeded AND write its cost lines and ``(artifact, image_index)`` rows in ONE
-        transaction. Lines are unique per (job, image index, stage), so they are billed once however
-        often they are written. Completing again with the same worker returns the job and writes
-        nothing. A job whose lease ``worker_id`` no longer holds (cancelled, re-leased, dead-lettered)
-        is not completed: ``Conflict``, nothing written. A lease that ran out but was not yet requeued
-        still counts as held: nobody else can have the job. ``ValueError`` for lines or artifacts that
-        are not this job's."""
+    def mark_succeeded(self, conn: Connection, job_id: str, worker_id: str, result: JobResult) -> Transition:
+        """Mark the job succeeded with ``result`` in ``conn``'s transaction (its row locked until it
+        ends). Marking again with the same worker changes nothing (``changed`` False). A job whose
+        lease ``worker_id`` no longer holds (cancelled, re-leased, dead-lettered) is ``Conflict``. A
+        lease that ran out but was not yet requeued still counts as held: nobody else can have the
+        job. ``NotFound`` for an unknown job."""
         now = self._clock()
-        with self._engine.begin() as conn:
-            row = _find_row(conn, job_id, None, lock=True)
-            if row["state"] == JobState.SUCCEEDED and row["lease_owner"] == worker_id:
-                return job_from_row(row)
-            _check_lease(row, worker_id)
-            check_transition(JobState(row["state"]), JobState.SUCCEEDED)
-            request = decode_payload(row["payload"])
-            _check_belongs(job_id, request.n, cost_lines, artifacts)
-            conn.execute(
-                update(jobs)
-                .where(jobs.c.id == job_id)
-                .values(
-                    state=str(JobState.SUCCEEDED),
-                    result=result.to_dict(),
-                    progress=1.0,
-                    lease_expires_at=None,
-                    finished_at=now,
-                    updated_at=now,
-                )
+        row = _find_row(conn, job_id, None, lock=True)
+        if row["state"] == JobState.SUCCEEDED and row["lease_owner"] == worker_id:
+            return Transition(job_from_row(row), changed=False)
+        _check_lease(row, worker_id)
+        check_transition(JobState(row["state"]), JobState.SUCCEEDED)
+        conn.execute(
+            update(jobs)
+            .where(jobs.c.id == job_id)
+            .values(
+                state=str(JobState.SUCCEEDED),
+                result=result.to_dict(),
+                progress=1.0,
+                lease_expires_at=None,
+                finished_at=now,
+                updated_at=now,
             )
-            attribution = request.attribution(row["tenant"], row["tags"])
-            self.ledger.insert_lines(conn, cost_lines, attribution, now=now)
-            _insert_artifacts(conn, job_id, row["tenant"], artifacts, now)
-            return _select_job(conn, jobs.c.id == job_id)
+        )
+        return Transition(_select_job(conn, jobs.c.id == job_id), changed=True)
+
+    @staticmethod
+    def insert_artifacts(conn: Connection, job: Job, refs: Sequence[tuple[ArtifactRef, int]]) -> None:
+        """Record ``(artifact, image_index)`` rows of ``job`` in ``conn``'s transaction; a row already
+        there for (job, image index) stays. ``ValueError`` for an index outside the job's images."""
+        bad = [index for _ref, index in refs if not 0 <= index < job.request.n]
+        if bad:
+            raise ValueError(f"artifact image indexes {bad} outside 0..{job.request.n - 1} for job {job.id}")
+        if not refs:
+            return
+        rows = [
+            {
+                "key": ref.key,
+                "size_bytes": ref.size_bytes,
+                "sha256": ref.sha256,
+                "media_type": ref.media_type,
+                "job_id": job.id,
+                "image_index": index,
+                "tenant": job.tenant,
+                "created_at": job.finished_at or job.created_at,
+            }
+            for ref, index in refs
+        ]
+        stmt = insert_ignoring_conflicts(conn, artifacts_table, ("job_id", "image_index"))
+        conn.execute(stmt.values(rows))
 
     def fail(self, job_id: str, worker_id: str, error: str, *, retryable: bool = True) -> Job:
         """Requeue with exponential backoff, or dead-letter (FAILED) when not retryable or after the
@@ -522,35 +540,3 @@ def _check_lease(row: RowMapping, worker_id: str) -> None:
         raise Conflict(
             f"job {row['id']} is {row['state']} and not leased to worker {worker_id}", code="lease_lost"
         )
-
-
-def _check_belongs(
-    job_id: str, n_images: int, lines: Sequence[CostLine], refs: Sequence[tuple[ArtifactRef, int]]
-) -> None:
-    strangers = {line.job_id for line in lines if line.job_id != job_id}
-    if strangers:
-        raise ValueError(f"cost lines of jobs {sorted(strangers)} passed to complete({job_id})")
-    bad = [index for _ref, index in refs if not 0 <= index < n_images]
-    if bad:
-        raise ValueError(f"artifact image indexes {bad} outside 0..{n_images - 1} for job {job_id}")
-
-
-def _insert_artifacts(
-    conn: Connection, job_id: str, tenant: str, refs: Sequence[tuple[ArtifactRef, int]], now: datetime
-) -> None:
-    if not refs:
-        return
-    rows = [
-        {
-            "key": ref.key,
-            "size_bytes": ref.size_bytes,
-            "sha256": ref.sha256,
-            "media_type": ref.media_type,
-            "job_id": job_id,
-            "image_index": index,
-            "tenant": tenant,
-            "created_at": now,
-        }
-        for ref, index in refs
-    ]
-    conn.execute(insert_ignoring_conflicts(conn, artifacts_table, ("job_id", "image_index")).values(rows))

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from rendercost.api.translate import SettingsModelCatalog
 from rendercost.cli.serve import EmbeddedServer, embedded_server
+from rendercost.execution.models.catalog import SettingsModelCatalog
 from rendercost.settings import Settings
 from rendercost.testing.runner import FakeRunner
 

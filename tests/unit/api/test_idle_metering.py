@@ -7,10 +7,10 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from rendercost.api.translate import SettingsModelCatalog
 from rendercost.cli.serve import embedded_server
 from rendercost.db.engine import create_db_engine
 from rendercost.domain.costs import Stage
+from rendercost.execution.models.catalog import SettingsModelCatalog
 from rendercost.ledger.tables import cost_lines
 from rendercost.testing.runner import FakeRunner
 from tests.unit.api.conftest import api_settings

@@ -49,14 +49,14 @@ def test_openai_model_names_and_quality_map_to_presets(api: Api) -> None:
 
 
 def test_openai_size_maps_to_sdxl_and_auto_to_default(api: Api) -> None:
-    from rendercost.api.translate import resolve_size
+    from rendercost.api.translate import openai_size
 
     settings = api.server.settings
-    assert resolve_size(settings, "1792x1024") == (1344, 768)
-    assert resolve_size(settings, "1536x1024") == (1216, 832)
-    assert resolve_size(settings, "auto") == (64, 64)
-    assert resolve_size(settings, None) == (64, 64)
-    assert resolve_size(settings, "128x64") == (128, 64)
+    assert openai_size(settings, "1792x1024") == (1344, 768)
+    assert openai_size(settings, "1536x1024") == (1216, 832)
+    assert openai_size(settings, "auto") == (64, 64)
+    assert openai_size(settings, None) == (64, 64)
+    assert openai_size(settings, "128x64") == (128, 64)
 
 
 def test_style_and_user_are_kept_on_the_job(api: Api) -> None:

@@ -124,3 +124,22 @@ def test_queue_depth_by_priority_and_model(make_api: ApiFactory) -> None:
     assert queue["total"] == 3
     depth = {(row["priority"], row["model"]): row["queued"] for row in queue["depth"]}
     assert depth == {("interactive", "default"): 1, ("batch", "default"): 2}
+
+
+def test_jobs_render_the_size_asked_and_refuse_a_bad_one(api: Api) -> None:
+    """The OpenAI size map is the OpenAI endpoint's only: the jobs API renders 256x256 as 256x256."""
+    import io
+
+    from PIL import Image
+
+    body = {"prompt": "a small square", "seed": 5, "size": "256x256"}
+    job = wait_done(api, api.client.post("/v1/jobs", json=body, headers=api.headers()).json()["id"])
+    assert job["request"]["spec"]["width"] == job["request"]["spec"]["height"] == 256
+    image = job["results"][0]
+    raw = api.client.get(f"/v1/images/{image['id']}", headers={**api.headers(), "Accept": "image/png"})
+    with Image.open(io.BytesIO(raw.content)) as png:
+        assert png.size == (256, 256)
+    refused = api.client.post("/v1/jobs", json={**body, "size": "250x250"}, headers=api.headers())
+    assert refused.status_code == 400
+    assert refused.json()["error"]["param"] == "size"
+    assert "multiples of 8" in refused.json()["error"]["message"]

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-
-from rendercost.api.ratelimit import RateLimiter
+from rendercost.admission.ratelimit import RateLimiter
 from tests.unit.api.conftest import ApiFactory, api_settings
 
 
@@ -12,31 +10,25 @@ def test_key_request_limit_refuses_with_headers(tmp_path: object) -> None:
     settings = api_settings(tmp_path, rate_limit_key_requests_per_minute=2)  # type: ignore[arg-type]
     limiter = RateLimiter(settings)
 
-    async def scenario() -> None:
-        first = await limiter.check("k1", "t")
-        assert first.refused is None and first.headers["RateLimit-Remaining"] == "1"
-        assert (await limiter.check("k1", "t")).refused is None
-        third = await limiter.check("k1", "t")
-        assert third.refused is not None and third.scope == "key_requests"
-        assert third.headers["RateLimit-Remaining"] == "0"
-        assert 0 < third.refused.retry_after <= 60
-        assert (await limiter.check("k2", "t")).refused is None  # another key has its own budget
-
-    asyncio.run(scenario())
+    first = limiter.check("k1", "t")
+    assert first.refused is None and first.headers["RateLimit-Remaining"] == "1"
+    assert limiter.check("k1", "t").refused is None
+    third = limiter.check("k1", "t")
+    assert third.refused is not None and third.scope == "key_requests"
+    assert third.headers["RateLimit-Remaining"] == "0"
+    assert 0 < third.refused.retry_after <= 60
+    assert limiter.check("k2", "t").refused is None  # another key has its own budget
 
 
 def test_images_count_n_and_tenants_share(tmp_path: object) -> None:
     settings = api_settings(tmp_path, rate_limit_tenant_images_per_minute=5)  # type: ignore[arg-type]
     limiter = RateLimiter(settings)
 
-    async def scenario() -> None:
-        assert (await limiter.check("k1", "t", images=3)).refused is None
-        refused = await limiter.check("k2", "t", images=3)  # same tenant, other key: 3 + 3 > 5
-        assert refused.refused is not None and refused.scope == "tenant_images"
-        assert (await limiter.check("k2", "t", images=2)).refused is None  # a refusal charged nothing
-        assert (await limiter.check("k3", "other", images=5)).refused is None
-
-    asyncio.run(scenario())
+    assert limiter.check("k1", "t", images=3).refused is None
+    refused = limiter.check("k2", "t", images=3)  # same tenant, other key: 3 + 3 > 5
+    assert refused.refused is not None and refused.scope == "tenant_images"
+    assert limiter.check("k2", "t", images=2).refused is None  # a refusal charged nothing
+    assert limiter.check("k3", "other", images=5).refused is None
 
 
 def test_http_429_with_retry_after_and_ratelimit_headers(make_api: ApiFactory) -> None:

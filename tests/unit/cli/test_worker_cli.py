@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from rendercost.admission.exact_cache import ExactCache
 from rendercost.artifacts.local import LocalArtifactStore
-from rendercost.caches.http_result import ResultCacheGate
 from rendercost.caches.result_cache import ResultCache
 from rendercost.cli import app
 from rendercost.db.engine import create_db_engine
@@ -47,9 +47,8 @@ def test_a_burst_worker_renders_the_queue_and_fills_the_result_cache(
         assert summary["jobs_succeeded"] == 1 and summary["images"] == 2
         assert store.get(job.id).state == JobState.SUCCEEDED
 
-        gate = ResultCacheGate(
+        gate = ExactCache(
             ResultCache(engine, settings.result_cache_ttl_seconds),
-            engine,
             LocalArtifactStore(settings.resolved_artifacts_dir),
             ModelRegistry(settings).fingerprint,
         )

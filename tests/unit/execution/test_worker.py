@@ -19,18 +19,20 @@ from rendercost.artifacts.local import TEMP_PREFIX, LocalArtifactStore
 from rendercost.artifacts.metadata import read_receipt
 from rendercost.artifacts.protocol import ArtifactRef
 from rendercost.batching.planner import BatchPlanner
-from rendercost.domain.batch import BatchItem, BatchPlan
+from rendercost.domain.batch import BatchPlan
 from rendercost.domain.costs import DEVICE_STAGES, PricingModel, Stage
 from rendercost.domain.jobs import Job, JobState
 from rendercost.domain.money import cost_of_seconds
 from rendercost.domain.runner import StepCallback
 from rendercost.domain.specs import Priority, RenderRequest, RenderSpec
 from rendercost.errors import InvalidRequest
-from rendercost.execution.worker.leases import LeaseKeeper
+from rendercost.execution.worker.held import HeldJobs
 from rendercost.execution.worker.loop import Worker
 from rendercost.execution.worker.pricing import WorkerPricing
 from rendercost.execution.worker.settle import Settler, WorkerStats
+from rendercost.ledger.billing import Biller
 from rendercost.ledger.catalog import PriceCatalog
+from rendercost.ledger.ledger import Ledger
 from rendercost.queue.sql_store import SqlJobStore
 from rendercost.testing.runner import BeforeHook, FakeRunner
 
@@ -56,6 +58,16 @@ def store(migrated_engine: Engine) -> SqlJobStore:
 
 
 @pytest.fixture
+def biller(store: SqlJobStore) -> Biller:
+    return Biller(store)
+
+
+@pytest.fixture
+def ledger(biller: Biller) -> Ledger:
+    return biller.ledger
+
+
+@pytest.fixture
 def pricing() -> WorkerPricing:
     return WorkerPricing(PriceCatalog.load(), "cpu", PricingModel.ON_DEMAND, "us-east-1")
 
@@ -67,7 +79,7 @@ def artifacts(tmp_path: Path) -> LocalArtifactStore:
 
 @pytest.fixture
 def make_worker(
-    store: SqlJobStore, artifacts: LocalArtifactStore, pricing: WorkerPricing
+    store: SqlJobStore, biller: Biller, artifacts: LocalArtifactStore, pricing: WorkerPricing
 ) -> Iterator[Callable[..., Worker]]:
     def make(
         runner: FakeRunner, *, max_batch_size: int = 4, clock: Callable[[], float] | None = None
@@ -78,6 +90,7 @@ def make_worker(
             artifacts,
             BatchPlanner(max_batch_size=max_batch_size, max_wait_ms=50),
             pricing,
+            biller=biller,
             worker_id="w1",
             lease_seconds=30,
             clock=clock or time.time,
@@ -92,7 +105,7 @@ def enqueue(store: SqlJobStore, n: int = 1, *, spec: RenderSpec = SPEC, seed: in
 
 
 def test_burst_renders_stores_and_bills_every_job(
-    store: SqlJobStore, artifacts: LocalArtifactStore, make_worker: Callable[..., Worker]
+    store: SqlJobStore, ledger: Ledger, artifacts: LocalArtifactStore, make_worker: Callable[..., Worker]
 ) -> None:
     sizes = [1, 2, 1, 3]
     job_ids = [enqueue(store, n, seed=100 * i) for i, n in enumerate(sizes)]
@@ -105,7 +118,7 @@ def test_burst_renders_stores_and_bills_every_job(
     for job_id, n in zip(job_ids, sizes, strict=True):
         job = store.get(job_id)
         assert job.state is JobState.SUCCEEDED
-        lines = store.ledger.lines_for_job(job_id)
+        lines = ledger.lines_for_job(job_id)
         assert len(lines) == n * LINES_PER_IMAGE
         assert job.result is not None
         assert job.result.cost == sum(line.cost for line in lines)
@@ -122,13 +135,13 @@ def test_burst_renders_stores_and_bills_every_job(
 
 
 def test_lines_of_a_batch_sum_exactly_to_the_batch_cost(
-    store: SqlJobStore, make_worker: Callable[..., Worker], pricing: WorkerPricing
+    store: SqlJobStore, ledger: Ledger, make_worker: Callable[..., Worker], pricing: WorkerPricing
 ) -> None:
     small, large = enqueue(store, 1), enqueue(store, 3, seed=50)
     runner = fake_runner()
     make_worker(runner).run_burst()
     assert len(runner.plans) == 1
-    lines = store.ledger.lines_for_job(small) + store.ledger.lines_for_job(large)
+    lines = ledger.lines_for_job(small) + ledger.lines_for_job(large)
     usd_per_hour = pricing.catalog.device_price("cpu", PricingModel.ON_DEMAND, "us-east-1")
     for stage, seconds in STAGE_SECONDS.items():
         stage_lines = [line for line in lines if line.stage is stage]
@@ -136,18 +149,18 @@ def test_lines_of_a_batch_sum_exactly_to_the_batch_cost(
         assert sum(line.cost for line in stage_lines) == cost_of_seconds(seconds, usd_per_hour)
         assert {line.batch_size for line in stage_lines} == {4}
     small_device = sum(
-        (line.cost for line in store.ledger.lines_for_job(small) if line.stage is not Stage.STORAGE),
+        (line.cost for line in ledger.lines_for_job(small) if line.stage is not Stage.STORAGE),
         Decimal(0),
     )
     large_device = sum(
-        (line.cost for line in store.ledger.lines_for_job(large) if line.stage is not Stage.STORAGE),
+        (line.cost for line in ledger.lines_for_job(large) if line.stage is not Stage.STORAGE),
         Decimal(0),
     )
     assert abs(large_device - 3 * small_device) <= Decimal("1e-9")
 
 
 def test_job_larger_than_a_batch_is_settled_once_all_images_are_in(
-    store: SqlJobStore, make_worker: Callable[..., Worker]
+    store: SqlJobStore, ledger: Ledger, make_worker: Callable[..., Worker]
 ) -> None:
     job_id = enqueue(store, 6)
     seen_states: list[JobState] = []
@@ -160,10 +173,12 @@ def test_job_larger_than_a_batch_is_settled_once_all_images_are_in(
     assert job.result is not None
     assert len(job.result.images) == 6
     assert list(job.result.batch_ids) == [plan.batch_id for plan in runner.plans]
-    assert len(store.ledger.lines_for_job(job_id)) == 6 * LINES_PER_IMAGE
+    assert len(ledger.lines_for_job(job_id)) == 6 * LINES_PER_IMAGE
 
 
-def test_bad_input_is_dead_lettered_at_once(store: SqlJobStore, make_worker: Callable[..., Worker]) -> None:
+def test_bad_input_is_dead_lettered_at_once(
+    store: SqlJobStore, ledger: Ledger, make_worker: Callable[..., Worker]
+) -> None:
     job_id = enqueue(store)
 
     def refuse(plan: BatchPlan, on_step: StepCallback | None) -> None:
@@ -175,7 +190,7 @@ def test_bad_input_is_dead_lettered_at_once(store: SqlJobStore, make_worker: Cal
     assert job.attempts == 1
     assert job.last_error == "preset 'lightning' needs a speed LoRA"
     assert stats.jobs_failed == 1
-    assert store.ledger.lines_for_job(job_id) == []
+    assert ledger.lines_for_job(job_id) == []
 
 
 def test_a_crashing_runner_is_retried_then_dead_lettered(
@@ -209,7 +224,7 @@ def test_one_failure_does_not_stop_the_loop(store: SqlJobStore, make_worker: Cal
 
 
 def test_cancelled_while_rendering_is_not_billed(
-    store: SqlJobStore, make_worker: Callable[..., Worker]
+    store: SqlJobStore, ledger: Ledger, make_worker: Callable[..., Worker]
 ) -> None:
     job_id = enqueue(store)
 
@@ -219,7 +234,7 @@ def test_cancelled_while_rendering_is_not_billed(
     runner = fake_runner(before=cancel)
     stats = make_worker(runner).run_burst()
     assert store.get(job_id).state is JobState.CANCELLED
-    assert store.ledger.lines_for_job(job_id) == []
+    assert ledger.lines_for_job(job_id) == []
     assert stats.jobs_succeeded == 0
 
 
@@ -274,35 +289,39 @@ def test_expired_leases_of_a_dead_worker_are_taken_over(
 def test_a_failed_settle_leaves_the_job_to_be_rendered_again(
     migrated_engine: Engine, artifacts: LocalArtifactStore, pricing: WorkerPricing
 ) -> None:
-    class FlakyStore(SqlJobStore):
+    class FlakyBiller(Biller):
         failures = 1
 
-        def complete(self, job_id: str, worker_id: str, **kwargs: Any) -> Job:
-            if FlakyStore.failures:
-                FlakyStore.failures -= 1
+        def complete(self, job_id: str, worker_id: str, *args: Any, **kwargs: Any) -> Job:
+            if FlakyBiller.failures:
+                FlakyBiller.failures -= 1
                 raise OSError("connection reset by peer")
-            return super().complete(job_id, worker_id, **kwargs)
+            return super().complete(job_id, worker_id, *args, **kwargs)
 
-    store = FlakyStore(migrated_engine)
+    store = SqlJobStore(migrated_engine)
+    biller = FlakyBiller(store)
+    ledger = biller.ledger
     job_id = enqueue(store)
 
     def worker() -> Worker:
         planner = BatchPlanner(max_batch_size=4, max_wait_ms=0)
-        return Worker(store, fake_runner(), artifacts, planner, pricing, worker_id="w", lease_seconds=30)
+        return Worker(
+            store, fake_runner(), artifacts, planner, pricing, biller=biller, worker_id="w", lease_seconds=30
+        )
 
     worker().run_burst()  # settling fails: nothing is written, the lease is no longer kept alive
     assert store.get(job_id).state is JobState.RUNNING
-    assert store.ledger.lines_for_job(job_id) == []
+    assert ledger.lines_for_job(job_id) == []
     assert store.requeue_expired(now=datetime.now(UTC) + timedelta(seconds=31)) == 1
     worker().run_burst()
     job = store.get(job_id)
     assert job.state is JobState.SUCCEEDED
     assert job.attempts == 2
-    assert len(store.ledger.lines_for_job(job_id)) == LINES_PER_IMAGE
+    assert len(ledger.lines_for_job(job_id)) == LINES_PER_IMAGE
 
 
 def test_a_failed_store_fails_the_job_and_its_retry_renders_every_image(
-    store: SqlJobStore, tmp_path: Path, pricing: WorkerPricing
+    store: SqlJobStore, ledger: Ledger, tmp_path: Path, pricing: WorkerPricing
 ) -> None:
     class FullDisk(LocalArtifactStore):
         failures = 1
@@ -317,7 +336,14 @@ def test_a_failed_store_fails_the_job_and_its_retry_renders_every_image(
     runner = fake_runner()
     planner = BatchPlanner(max_batch_size=4, max_wait_ms=0)
     worker = Worker(
-        store, runner, FullDisk(tmp_path / "a"), planner, pricing, worker_id="w", lease_seconds=30
+        store,
+        runner,
+        FullDisk(tmp_path / "a"),
+        planner,
+        pricing,
+        biller=Biller(store),
+        worker_id="w",
+        lease_seconds=30,
     )
     stats = worker.run_burst()
 
@@ -327,29 +353,71 @@ def test_a_failed_store_fails_the_job_and_its_retry_renders_every_image(
     assert stats.jobs_failed == 1
     assert job.result is not None
     assert len(job.result.images) == 6
-    assert len(store.ledger.lines_for_job(job_id)) == 6 * LINES_PER_IMAGE
+    assert len(ledger.lines_for_job(job_id)) == 6 * LINES_PER_IMAGE
 
 
 def test_a_reclaimed_job_is_not_dropped_for_its_failed_attempt(
-    store: SqlJobStore, tmp_path: Path, pricing: WorkerPricing
+    store: SqlJobStore, ledger: Ledger, tmp_path: Path, pricing: WorkerPricing
 ) -> None:
     class FullDisk(LocalArtifactStore):
         def put(self, data: bytes, *, media_type: str, suffix: str) -> ArtifactRef:
             raise OSError(28, "No space left on device")
 
     stats = WorkerStats()
-    leases = LeaseKeeper(store, "w", lease_seconds=30)
-    settler = Settler(store, FullDisk(tmp_path / "a"), pricing, leases, worker_id="w", stats=stats)
+    held = HeldJobs(BatchPlanner(max_batch_size=4, max_wait_ms=0))
+    settler = Settler(
+        store, FullDisk(tmp_path / "a"), pricing, held, biller=Biller(store), worker_id="w", stats=stats
+    )
     job_id = enqueue(store, 2)
     with settler:
         [job] = store.claim("w", 1, lease_seconds=30)
-        settler.open(job)
-        plan = BatchPlan("b1", tuple(BatchItem(job.id, i, replace(SPEC, seed=i)) for i in range(2)))
-        settler.submit(plan, fake_runner().run(plan), [job.id])
-        settler.wait_idle()  # storing failed: the job is back in the queue and marked for dropping
+        assert held.claimed([job], 0.0) == []
+        plan = held.plan(0.0, flush=True).plan
+        assert plan is not None
+        settler.submit(plan, fake_runner().run(plan), held.finished(plan.batch_id))
+        settler.wait_idle()  # storing failed: the job is back in the queue and let go here
         [again] = store.claim("w", 1, lease_seconds=30)  # the same worker takes the retry at once
         assert again.id == job_id and again.attempts == 2
-        assert settler.supersede([again.id]) == {job_id}
-        assert settler.take_dropped() == []  # the new attempt is not dropped with the old one
-        assert settler.supersede([again.id], held=[job_id]) == {job_id}  # still in the planner
-        assert settler.supersede([again.id]) == set()
+        assert held.claimed([again], 1.0) == []
+        assert held.job_ids == [job_id]  # the new attempt is held, not dropped with the old one
+        assert held.planning and held.progress(job_id, 0) == 0.0
+    assert stats.jobs_failed == 1
+
+
+def test_images_and_failures_of_an_old_attempt_are_not_taken_for_the_new_one(
+    store: SqlJobStore, ledger: Ledger, tmp_path: Path, pricing: WorkerPricing
+) -> None:
+    class FullDisk(LocalArtifactStore):
+        full = False
+
+        def put(self, data: bytes, *, media_type: str, suffix: str) -> ArtifactRef:
+            if FullDisk.full:
+                raise OSError(28, "No space left on device")
+            return super().put(data, media_type=media_type, suffix=suffix)
+
+    stats = WorkerStats()
+    held = HeldJobs(BatchPlanner(max_batch_size=1, max_wait_ms=0))
+    settler = Settler(
+        store, FullDisk(tmp_path / "a"), pricing, held, biller=Biller(store), worker_id="w", stats=stats,
+        pipelined=False,
+    )  # fmt: skip
+    job_id = enqueue(store, 2)
+    [job] = store.claim("w", 1, lease_seconds=30)
+    held.claimed([job], 0.0)
+    first, second = held.plan(0.0).plan, held.plan(0.0).plan  # one image each
+    assert first is not None and second is not None
+    assert held.finished(first.batch_id) == []
+    [old] = held.finished(second.batch_id)
+    # the lease ran out while both batches waited to settle; this worker takes the job back
+    assert store.requeue_expired(now=datetime.now(UTC) + timedelta(seconds=31)) == 1
+    [again] = store.claim("w", 1, lease_seconds=30)
+    held.claimed([again], 1.0)
+    settler.submit(first, fake_runner().run(first), [])
+    settler.submit(second, fake_runner().run(second), [old])  # the old attempt's last image
+    assert held.progress(job_id, 0) == 0.0  # none of the old attempt's images counts for the new one
+    assert store.get(job_id).state is JobState.RUNNING and ledger.lines_for_job(job_id) == []
+    FullDisk.full = True
+    settler.fail([old], "the old attempt failed", retryable=True)
+    running = store.get(job_id)
+    assert running.state is JobState.RUNNING and running.attempts == 2  # the new attempt is not failed
+    assert held.job_ids == [job_id] and stats.jobs_failed == 0

@@ -22,6 +22,7 @@ from rendercost.domain.specs import Priority, RenderRequest, RenderSpec
 from rendercost.execution.worker.loop import Worker
 from rendercost.execution.worker.pricing import WorkerPricing
 from rendercost.execution.worker.setup import build_planner
+from rendercost.ledger.billing import Biller
 from rendercost.ledger.catalog import PriceCatalog
 from rendercost.queue.sql_store import SqlJobStore
 from rendercost.settings import Settings
@@ -43,7 +44,10 @@ def test_burst_on_the_tiny_model(
     artifacts = LocalArtifactStore(tmp_path / "artifacts")
     pricing = WorkerPricing(PriceCatalog.load(), "cpu", PricingModel.ON_DEMAND, "us-east-1")
     runner = TimedRunner(tiny_runner)  # keeps the real runner's results
-    worker = Worker(store, runner, artifacts, build_planner(tiny_settings), pricing, worker_id="w")
+    biller = Biller(store)
+    worker = Worker(
+        store, runner, artifacts, build_planner(tiny_settings), pricing, biller=biller, worker_id="w"
+    )
     stats = worker.run_burst()
 
     assert stats.jobs_succeeded == 3
@@ -53,7 +57,7 @@ def test_burst_on_the_tiny_model(
     for name, job_id in job_ids.items():
         job = store.get(job_id)
         assert job.state is JobState.SUCCEEDED
-        lines = store.ledger.lines_for_job(job_id)
+        lines = biller.ledger.lines_for_job(job_id)
         assert len(lines) == sizes[name] * (len(DEVICE_STAGES) + 1)
         for line in lines:
             by_batch[(line.batch_id, line.stage)] += line.cost

@@ -1,4 +1,4 @@
-"""The admission gate: reserve, enqueue, attach; settlement when the job ends; estimates."""
+"""Admission's budget step: reserve, enqueue, attach; settlement when the job ends; estimates."""
 
 from __future__ import annotations
 
@@ -8,14 +8,20 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import Engine
 
+from rendercost.admission.budget import BudgetGuard
 from rendercost.admission.estimate import CostEstimator
-from rendercost.admission.gate import BudgetGate
+from rendercost.admission.front_door import Admission
 from rendercost.admission.routing import check_rules, resolve_class, route
+from rendercost.admission.ticket import Ticket
 from rendercost.domain.costs import Stage
+from rendercost.domain.jobs import Job
 from rendercost.domain.specs import Priority, RenderRequest, RenderSpec
 from rendercost.errors import BudgetExceeded, InvalidRequest
+from rendercost.execution.models.catalog import SettingsModelCatalog
 from rendercost.governance.budgets import BudgetStore
+from rendercost.ledger.billing import Biller
 from rendercost.queue.sql_store import SqlJobStore
+from rendercost.settings import Settings
 from tests.unit.governance.helpers import line, seed
 
 REQUEST = RenderRequest(
@@ -36,12 +42,13 @@ def test_reservation_counts_until_the_job_ends(migrated_engine: Engine) -> None:
     budgets = BudgetStore(migrated_engine)
     budgets.set("acme", "1", "day")
     store = SqlJobStore(migrated_engine)
-    gate = BudgetGate(budgets, CostEstimator(migrated_engine, fallback_per_megapixel=Decimal("50")))
-    job = gate.admit("acme", REQUEST, lambda: store.enqueue("acme", REQUEST))
+    guard = BudgetGuard(budgets, CostEstimator(migrated_engine, fallback_per_megapixel=Decimal("50")))
+    job = _admission(store, guard).admit(Ticket("acme", REQUEST)).job
+    assert job is not None
     held = budgets.get("acme").reserved
     assert held == Decimal("50") * 64 * 64 / 1_000_000 * 2
     with pytest.raises(RuntimeError):
-        gate.admit("acme", REQUEST, _broken_enqueue)
+        _admission(_BrokenStore(migrated_engine), guard).admit(Ticket("acme", REQUEST))
     assert budgets.get("acme").reserved == held  # the failed enqueue's reservation was released
     store.cancel(job.id)
     assert budgets.get("acme").reserved == 0
@@ -52,14 +59,21 @@ def test_refusal_queues_nothing(migrated_engine: Engine) -> None:
     budgets = BudgetStore(migrated_engine)
     budgets.set("acme", "0.00001", "day")  # the 64x64 fallback estimate is 0.0000164
     store = SqlJobStore(migrated_engine)
-    gate = BudgetGate(budgets, CostEstimator(migrated_engine))
+    guard = BudgetGuard(budgets, CostEstimator(migrated_engine))
     with pytest.raises(BudgetExceeded):
-        gate.admit("acme", REQUEST, lambda: store.enqueue("acme", REQUEST))
+        _admission(store, guard).admit(Ticket("acme", REQUEST))
     assert store.list_jobs(tenant="acme") == []
 
 
-def _broken_enqueue() -> object:
-    raise RuntimeError("database went away")
+def _admission(store: SqlJobStore, guard: BudgetGuard) -> Admission:
+    """The front door with only its budget step on (no limits, cache or routing)."""
+    catalog = SettingsModelCatalog(Settings())
+    return Admission(store=store, biller=Biller(store), catalog=catalog, budget=guard)
+
+
+class _BrokenStore(SqlJobStore):
+    def enqueue(self, *_args: object, **_kwargs: object) -> Job:
+        raise RuntimeError("database went away")
 
 
 def test_routing_rules() -> None:

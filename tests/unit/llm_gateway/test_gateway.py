@@ -8,9 +8,9 @@ from decimal import Decimal
 
 from rendercost.domain.costs import Stage
 from rendercost.ledger.catalog import PriceCatalog
+from rendercost.ledger.pricing import rewrite_line
 from rendercost.llm_gateway.breaker import BreakerState, CircuitBreaker
 from rendercost.llm_gateway.builtin import builtin_rewrite
-from rendercost.llm_gateway.cost import rewrite_line
 from rendercost.llm_gateway.gateway import Gateway, ProviderSlot
 from rendercost.llm_gateway.keys import KeyRing
 from rendercost.llm_gateway.providers import AnthropicMessages, OpenAICompatible

@@ -8,6 +8,7 @@ from rendercost.db.clock import ManualClock
 from rendercost.domain.jobs import JobState
 from rendercost.domain.specs import Priority
 from rendercost.errors import Conflict, NotFound
+from rendercost.ledger.billing import Biller
 from rendercost.queue.sql_store import SqlJobStore
 from tests.unit.queue.conftest import LEASE_S, make_lines, make_request, make_result
 
@@ -22,20 +23,20 @@ def test_cancel_a_queued_job(store: SqlJobStore, clock: ManualClock) -> None:
     assert store.claim("w1", 1, lease_seconds=LEASE_S) == []
 
 
-def test_cancel_a_running_job_then_its_worker_cannot_complete_it(store: SqlJobStore) -> None:
+def test_cancel_a_running_job_then_its_worker_cannot_complete_it(store: SqlJobStore, biller: Biller) -> None:
     job = store.enqueue("acme", make_request())
     store.claim("w1", 1, lease_seconds=LEASE_S)
     assert store.cancel(job.id).state is JobState.CANCELLED
     with pytest.raises(Conflict):
-        store.complete(job.id, "w1", result=make_result(), cost_lines=make_lines(job.id))
-    assert store.ledger.count_lines(job_id=job.id) == 0
+        biller.complete(job.id, "w1", make_result(lines=make_lines(job.id)))
+    assert biller.ledger.count_lines(job_id=job.id) == 0
     assert store.get(job.id).state is JobState.CANCELLED
 
 
-def test_cancel_a_finished_job_is_a_conflict(store: SqlJobStore) -> None:
+def test_cancel_a_finished_job_is_a_conflict(store: SqlJobStore, biller: Biller) -> None:
     job = store.enqueue("acme", make_request())
     store.claim("w1", 1, lease_seconds=LEASE_S)
-    store.complete(job.id, "w1", result=make_result(), cost_lines=[])
+    biller.complete(job.id, "w1", make_result())
     with pytest.raises(Conflict):
         store.cancel(job.id)
     cancelled = store.cancel(store.enqueue("acme", make_request()).id)

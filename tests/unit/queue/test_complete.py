@@ -1,4 +1,4 @@
-"""complete(): success, cost lines and artifact rows in one transaction, billed exactly once."""
+"""Biller.complete()/answer(): success, lines and artifact rows in one transaction, billed exactly once."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from rendercost.db.clock import ManualClock
 from rendercost.domain.costs import Attribution
 from rendercost.domain.jobs import JobState
 from rendercost.errors import Conflict, NotFound
+from rendercost.ledger.billing import Biller
+from rendercost.ledger.ledger import Ledger
 from rendercost.ledger.tables import cost_lines
 from rendercost.queue.sql_store import SqlJobStore
 from tests.unit.queue.conftest import LEASE_S, make_lines, make_request, make_result
@@ -37,22 +39,20 @@ def _artifact_rows(engine: Engine, job_id: str) -> list[tuple[str, int, int, str
 
 
 def test_complete_marks_success_and_writes_lines_and_artifacts(
-    store: SqlJobStore, migrated_engine: Engine, clock: ManualClock
+    store: SqlJobStore, biller: Biller, ledger: Ledger, migrated_engine: Engine, clock: ManualClock
 ) -> None:
     job = store.enqueue("acme", make_request(n=2), tags={"team": "ads"})
     store.claim("w1", 1, lease_seconds=LEASE_S)
     clock.advance(3)
     lines = make_lines(job.id, n_images=2)
-    result = make_result(2)
-    done = store.complete(
-        job.id, "w1", result=result, cost_lines=lines, artifacts=[(_ref(0), 0), (_ref(1), 1)]
-    )
+    result = make_result(2, lines=lines)
+    done = biller.complete(job.id, "w1", result, artifacts=[(_ref(0), 0), (_ref(1), 1)])
     assert done.state is JobState.SUCCEEDED
     assert done.result == result
     assert done.finished_at == clock()
     assert done.progress == 1.0
-    assert store.ledger.lines_for_job(job.id) == lines
-    assert store.ledger.total(tenant="acme") == Decimal("0.0000012345") * 4
+    assert ledger.lines_for_job(job.id) == lines
+    assert ledger.total(tenant="acme") == Decimal("0.0000012345") * 4
     c = cost_lines.c
     context = select(c.tenant, c.model, c.preset, c.request_class, c.tags, c.created_at).distinct()
     with migrated_engine.connect() as conn:
@@ -64,48 +64,43 @@ def test_complete_marks_success_and_writes_lines_and_artifacts(
     ]
 
 
-def test_completing_twice_bills_once(store: SqlJobStore, migrated_engine: Engine) -> None:
+def test_completing_twice_bills_once(
+    store: SqlJobStore, biller: Biller, ledger: Ledger, migrated_engine: Engine
+) -> None:
     job = store.enqueue("acme", make_request())
     store.claim("w1", 1, lease_seconds=LEASE_S)
-    first = store.complete(
-        job.id,
-        "w1",
-        result=make_result(device="first"),
-        cost_lines=make_lines(job.id),
-        artifacts=[(_ref(0), 0)],
+    first = biller.complete(
+        job.id, "w1", make_result(device="first", lines=make_lines(job.id)), artifacts=[(_ref(0), 0)]
     )
-    again = store.complete(
+    again = biller.complete(
         job.id,
         "w1",
-        result=make_result(device="second"),
-        cost_lines=make_lines(job.id, cost="9.0"),
+        make_result(device="second", lines=make_lines(job.id, cost="9.0")),
         artifacts=[(_ref(0), 0)],
     )
     assert again == first
-    assert store.ledger.count_lines(job_id=job.id) == 2
-    assert store.ledger.total() == Decimal("0.0000024690")
+    assert ledger.count_lines(job_id=job.id) == 2
+    assert ledger.total() == Decimal("0.0000024690")
     assert len(_artifact_rows(migrated_engine, job.id)) == 1
 
 
 def test_a_rerun_after_a_crash_is_billed_once(
-    store: SqlJobStore, migrated_engine: Engine, clock: ManualClock
+    store: SqlJobStore, biller: Biller, ledger: Ledger, migrated_engine: Engine, clock: ManualClock
 ) -> None:
     job = store.enqueue("acme", make_request())
     store.claim("crashed", 1, lease_seconds=LEASE_S)
     with migrated_engine.begin() as conn:  # the crashed run's lines reached the ledger before it died
-        store.ledger.insert_lines(
-            conn, make_lines(job.id, cost="0.0000000007"), Attribution("acme", "m", "p")
-        )
+        ledger.insert_lines(conn, make_lines(job.id, cost="0.0000000007"), Attribution("acme", "m", "p"))
     clock.advance(LEASE_S + 1)
     assert store.requeue_expired() == 1
     store.claim("w2", 1, lease_seconds=LEASE_S)
-    store.complete(job.id, "w2", result=make_result(), cost_lines=make_lines(job.id))
-    assert store.ledger.count_lines() == 2
-    assert store.ledger.total() == Decimal("0.0000000014")
+    biller.complete(job.id, "w2", make_result(lines=make_lines(job.id)))
+    assert ledger.count_lines() == 2
+    assert ledger.total() == Decimal("0.0000000014")
 
 
 def test_complete_after_the_lease_was_lost_is_a_conflict_and_writes_nothing(
-    store: SqlJobStore, migrated_engine: Engine, clock: ManualClock
+    store: SqlJobStore, biller: Biller, ledger: Ledger, migrated_engine: Engine, clock: ManualClock
 ) -> None:
     job = store.enqueue("acme", make_request())
     store.claim("slow", 1, lease_seconds=LEASE_S)
@@ -113,73 +108,71 @@ def test_complete_after_the_lease_was_lost_is_a_conflict_and_writes_nothing(
     store.requeue_expired()
     store.claim("fast", 1, lease_seconds=LEASE_S)
     with pytest.raises(Conflict) as lost:
-        store.complete(
-            job.id, "slow", result=make_result(), cost_lines=make_lines(job.id), artifacts=[(_ref(0), 0)]
-        )
+        biller.complete(job.id, "slow", make_result(lines=make_lines(job.id)), artifacts=[(_ref(0), 0)])
     assert lost.value.code == "lease_lost"
-    assert store.ledger.count_lines() == 0
+    assert ledger.count_lines() == 0
     assert _artifact_rows(migrated_engine, job.id) == []
     running = store.get(job.id)
     assert running.state is JobState.RUNNING and running.lease_owner == "fast"
 
 
-def test_a_bad_line_leaves_nothing_half_written(store: SqlJobStore, migrated_engine: Engine) -> None:
+def test_a_bad_line_leaves_nothing_half_written(
+    store: SqlJobStore, biller: Biller, ledger: Ledger, migrated_engine: Engine
+) -> None:
     job = store.enqueue("acme", make_request())
     store.claim("w1", 1, lease_seconds=LEASE_S)
     lines = make_lines(job.id)
     lines[-1] = replace(lines[-1], cost=Decimal("0.00000000001"))  # finer than NUMERIC(20, 10)
     with pytest.raises(ValueError, match="decimal places"):
-        store.complete(job.id, "w1", result=make_result(), cost_lines=lines, artifacts=[(_ref(0), 0)])
+        biller.complete(job.id, "w1", make_result(lines=lines), artifacts=[(_ref(0), 0)])
     with pytest.raises(ValueError, match="cost lines of jobs"):
-        store.complete(job.id, "w1", result=make_result(), cost_lines=make_lines("job_other"))
+        biller.complete(job.id, "w1", make_result(lines=make_lines("job_other")))
     with pytest.raises(ValueError, match="image indexes"):
-        store.complete(job.id, "w1", result=make_result(), cost_lines=[], artifacts=[(_ref(1), 1)])
+        biller.complete(job.id, "w1", make_result(), artifacts=[(_ref(1), 1)])
     assert store.get(job.id).state is JobState.RUNNING
-    assert store.ledger.count_lines() == 0
+    assert ledger.count_lines() == 0
     with migrated_engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(artifacts)).scalar_one() == 0
 
 
-def test_complete_an_unknown_job(store: SqlJobStore) -> None:
+def test_complete_an_unknown_job(store: SqlJobStore, biller: Biller) -> None:
     with pytest.raises(NotFound):
-        store.complete("job_missing", "w1", result=make_result(), cost_lines=[])
+        biller.complete("job_missing", "w1", make_result())
 
 
-def test_an_answered_job_is_stored_succeeded_with_its_lines_and_never_queued(store: SqlJobStore) -> None:
+def test_an_answered_job_is_stored_succeeded_with_its_lines_and_never_queued(
+    store: SqlJobStore, biller: Biller, ledger: Ledger
+) -> None:
     job_id = "job_answered1"
     lines = make_lines(job_id, n_images=2, cost="0")
     refs = [(_ref(0), 0), (_ref(1), 1)]
-    job = store.add_answered(
-        job_id,
-        "acme",
-        make_request(n=2),
-        result=make_result(2),
-        cost_lines=lines,
-        artifacts=refs,
-        tags={"api_key": "k1"},
+    job = biller.answer(
+        job_id, "acme", make_request(n=2), make_result(2, lines=lines), refs, tags={"api_key": "k1"}
     )
     assert job.id == job_id and job.state == JobState.SUCCEEDED and job.attempts == 0
     assert job.started_at == job.finished_at is not None and job.progress == 1.0
     assert store.depth() == {} and store.queue_position(job_id) is None
     assert store.claim("w1", 10, lease_seconds=LEASE_S) == []
-    assert len(store.ledger.lines_for_job(job_id)) == len(lines)
+    assert len(ledger.lines_for_job(job_id)) == len(lines)
     assert [row[1] for row in _artifact_rows(store.engine, job_id)] == [0, 1]
 
 
-def test_an_answered_job_replayed_by_idempotency_key_writes_nothing(store: SqlJobStore) -> None:
+def test_an_answered_job_replayed_by_idempotency_key_writes_nothing(
+    store: SqlJobStore, biller: Biller, ledger: Ledger
+) -> None:
     queued = store.enqueue("acme", make_request(), idempotency_key="k-1")
-    answered = store.add_answered(
-        "job_second", "acme", make_request(), result=make_result(), cost_lines=make_lines("job_second"),
+    answered = biller.answer(
+        "job_second", "acme", make_request(), make_result(lines=make_lines("job_second")),
         idempotency_key="k-1",
     )  # fmt: skip
     assert answered.id == queued.id and answered.state == JobState.QUEUED
-    assert store.ledger.lines_for_job("job_second") == []
+    assert ledger.lines_for_job("job_second") == []
 
 
-def test_answered_lines_of_another_job_are_refused_and_nothing_is_written(store: SqlJobStore) -> None:
+def test_answered_lines_of_another_job_are_refused_and_nothing_is_written(
+    store: SqlJobStore, biller: Biller
+) -> None:
     with pytest.raises(ValueError, match="cost lines of jobs"):
-        store.add_answered(
-            "job_a", "acme", make_request(), result=make_result(), cost_lines=make_lines("job_b")
-        )
+        biller.answer("job_a", "acme", make_request(), make_result(lines=make_lines("job_b")))
     with pytest.raises(NotFound):
         store.get("job_a")

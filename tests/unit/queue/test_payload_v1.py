@@ -18,6 +18,7 @@ from rendercost.domain.controls import CacheMode, CacheOutcome, CachePolicy, Cli
 from rendercost.domain.costs import CostLine, Stage
 from rendercost.domain.jobs import JobState
 from rendercost.domain.specs import LoraRef, OutputFormat, Priority, RenderSpec
+from rendercost.ledger.billing import Biller
 from rendercost.ledger.pricing import rewrite_lines
 from rendercost.ledger.tables import cost_lines
 from rendercost.queue.codec import PRIORITY_RANK
@@ -125,7 +126,7 @@ def test_the_jobs_api_shows_an_old_job_s_request_as_it_was_stored(
 
 
 def test_old_jobs_are_claimed_completed_and_billed_with_their_rewrite_share(
-    store: SqlJobStore, migrated_engine: Engine, clock: ManualClock
+    store: SqlJobStore, biller: Biller, migrated_engine: Engine, clock: ManualClock
 ) -> None:
     for name, payload in STORED.items():
         _insert_v1(migrated_engine, clock, f"job_{name}", payload)
@@ -139,11 +140,11 @@ def test_old_jobs_are_claimed_completed_and_billed_with_their_rewrite_share(
         assert job.result is None and job.state is JobState.RUNNING
         shares = rewrite_lines(job.request, job.id)  # what the worker puts in the receipts
         lines: list[CostLine] = [*shares, *make_lines(job.id, n_images=job.request.n)]
-        result = make_result(job.request.n)
-        done = store.complete(job.id, "w1", result=result, cost_lines=lines)
+        result = make_result(job.request.n, lines=lines)
+        done = biller.complete(job.id, "w1", result)
         assert done.state is JobState.SUCCEEDED and done.result == result
         assert done.request == job.request
-        assert store.ledger.lines_for_job(job.id) == sorted(
+        assert biller.ledger.lines_for_job(job.id) == sorted(
             lines, key=lambda line: (line.image_index, list(Stage).index(line.stage))
         )
     kite = rewrite_lines(store.get("job_jobs_api").request, "job_jobs_api")

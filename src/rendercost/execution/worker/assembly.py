@@ -2,7 +2,7 @@
 
 The worker stores each image (with its receipt embedded) as soon as its batch returns; a job is settled
 only when every one of its images is in. ``JobAssembly`` holds them meanwhile and builds the job's
-``JobResult`` and cost lines for ``JobStore.complete``.
+``JobResult`` (whose receipts are the job's cost lines) for ``Biller.complete``.
 """
 
 from __future__ import annotations
@@ -48,17 +48,12 @@ class JobAssembly:
         return [self.images[index] for index in sorted(self.images)]
 
     @property
-    def cost_lines(self) -> list[CostLine]:
-        """Every line of every image: images in index order, stages in pipeline order."""
-        return [line for image in self.ordered for line in image.receipt.lines]
-
-    @property
     def cost(self) -> Decimal:
         return sum((image.receipt.total for image in self.images.values()), ZERO)
 
     @property
     def artifacts(self) -> list[tuple[ArtifactRef, int]]:
-        """(stored file, image index) pairs in index order, as ``JobStore.complete`` takes them."""
+        """(stored file, image index) pairs in index order, as ``Biller.complete`` takes them."""
         return [(image.ref, image.index) for image in self.ordered]
 
     def result(self) -> JobResult:

@@ -4,24 +4,30 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
 from types import TracebackType
 
+from rendercost.execution.worker.held import HeldJobs
 from rendercost.queue.protocol import JobStore
 
 logger = logging.getLogger(__name__)
 
 
 class LeaseKeeper:
-    """Extends the leases on every held job every ``lease_seconds / 3`` until stopped.
+    """Extends the leases on every job ``held`` holds every ``lease_seconds / 3`` until stopped.
 
-    The worker calls ``hold`` when it claims jobs and ``release`` when it settles, fails or gives them
-    back; use it as a context manager around the worker loop. A failed heartbeat (database briefly
+    What is held is ``HeldJobs``'s to say (claimed until settled, failed or given back); use the keeper
+    as a context manager around the worker loop. A failed heartbeat (database briefly
     away) is logged and retried at the next tick: the lease has two more ticks before it expires.
     """
 
     def __init__(
-        self, store: JobStore, worker_id: str, *, lease_seconds: float, interval_s: float | None = None
+        self,
+        store: JobStore,
+        worker_id: str,
+        held: HeldJobs,
+        *,
+        lease_seconds: float,
+        interval_s: float | None = None,
     ) -> None:
         if lease_seconds <= 0:
             raise ValueError("lease_seconds must be positive")
@@ -29,23 +35,9 @@ class LeaseKeeper:
         self._worker_id = worker_id
         self._lease_seconds = lease_seconds
         self._interval_s = interval_s if interval_s is not None else lease_seconds / 3
-        self._held: set[str] = set()
-        self._lock = threading.Lock()
+        self._held = held
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-
-    def hold(self, job_ids: Iterable[str]) -> None:
-        with self._lock:
-            self._held.update(job_ids)
-
-    def release(self, job_ids: Iterable[str]) -> None:
-        with self._lock:
-            self._held.difference_update(job_ids)
-
-    @property
-    def held(self) -> list[str]:
-        with self._lock:
-            return sorted(self._held)
 
     def start(self) -> None:
         self._stop.clear()
@@ -62,7 +54,7 @@ class LeaseKeeper:
 
     def beat_once(self) -> None:
         """Extend every held lease now."""
-        job_ids = self.held
+        job_ids = self._held.job_ids
         if not job_ids:
             return
         try:

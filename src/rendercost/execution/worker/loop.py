@@ -5,10 +5,13 @@ Each turn of the loop is three verbs, like vLLM's ``EngineCore.step()``:
 1. **claim + plan** — lease as many jobs as the next batch can use (``BatchPlanner.wanted``) and ask the
    planner for a batch (or how long to wait for one to fill);
 2. **run** — ``runner.run(plan)`` renders the batch as one pipeline call, timing each stage;
-3. **settle** — hand the result to the ``Settler`` (``worker_settle``), which prices each image, embeds
+3. **settle** — hand the result to the ``Settler`` (``worker.settle``), which prices each image, embeds
    that receipt in the file, stores it, and for each job whose images are all in calls
-   ``store.complete`` (result, cost lines and artifact rows in ONE transaction). It does so on its own
+   ``Biller.complete`` (result, cost lines and artifact rows in ONE transaction). It does so on its own
    thread while the device renders the next batch.
+
+The jobs the worker holds, from claim to settle, live in one ``HeldJobs`` (``worker.held``): it feeds
+the planner, the lease keeper heartbeats what it holds, and the settler reads and transitions it.
 
 ``run_forever(stop)`` is what ``rendercost worker`` calls, once per process; it polls the queue every
 ``poll_interval_s`` when idle and returns after ``stop`` is set (SIGTERM), having finished the batch in
@@ -27,13 +30,15 @@ from collections.abc import Callable
 
 from rendercost.artifacts.metadata import embed_receipt
 from rendercost.artifacts.protocol import ArtifactStore
-from rendercost.batching.planner import BatchPlanner, PlannableJob
+from rendercost.batching.planner import BatchPlanner
 from rendercost.domain.batch import BatchPlan
 from rendercost.domain.runner import Runner, StepCallback
 from rendercost.errors import InvalidRequest, RenderCostError
+from rendercost.execution.worker.held import HeldJobs
 from rendercost.execution.worker.leases import LeaseKeeper
 from rendercost.execution.worker.pricing import WorkerPricing
 from rendercost.execution.worker.settle import Embedder, SettledHook, Settler, WorkerStats
+from rendercost.ledger.billing import Biller
 from rendercost.queue.protocol import JobStore
 
 __all__ = ["SettledHook", "Worker", "WorkerStats"]
@@ -53,6 +58,7 @@ class Worker:
         planner: BatchPlanner,
         pricing: WorkerPricing,
         *,
+        biller: Biller,
         worker_id: str,
         lease_seconds: float = 60.0,
         poll_interval_s: float = 0.25,
@@ -67,18 +73,19 @@ class Worker:
         self.stats = WorkerStats()
         self._store = store
         self._runner = runner
-        self._planner = planner
+        self._held = HeldJobs(planner)
         self._lease_seconds = lease_seconds
         self._poll_interval_s = poll_interval_s
         self._progress_interval_s = progress_interval_s
         self._max_held_jobs = max_held_jobs or 4 * planner.max_batch_size
         self._clock = clock
-        self._leases = LeaseKeeper(store, worker_id, lease_seconds=lease_seconds)
+        self._leases = LeaseKeeper(store, worker_id, self._held, lease_seconds=lease_seconds)
         self._settler = Settler(
             store,
             artifacts,
             pricing,
-            self._leases,
+            self._held,
+            biller=biller,
             worker_id=worker_id,
             stats=self.stats,
             embed=embed,
@@ -116,10 +123,8 @@ class Worker:
     def _step(self, stop: threading.Event, *, burst: bool) -> bool:
         """One turn: claim, plan, run or wait. False when a burst run has nothing left to do."""
         now = self._clock()
-        for job_id in self._settler.take_dropped():
-            self._planner.drop(job_id)
         queue_may_have_more = self._claim(now)
-        decision = self._planner.plan(now, flush=burst and not queue_may_have_more)
+        decision = self._held.plan(now, flush=burst and not queue_may_have_more)
         if decision.plan is not None:
             self._execute(decision.plan)
             return True
@@ -129,7 +134,7 @@ class Worker:
                 if self._requeue_expired(force=True) > 0:
                     return True
                 self._claim(self._clock())
-                return bool(self._planner.job_ids)
+                return self._held.planning
             self._requeue_expired()
             stop.wait(self._poll_interval_s)
             return True
@@ -139,11 +144,10 @@ class Worker:
 
     def _drain(self) -> None:
         """Stopping: give back what was claimed but not started; finish the jobs already started."""
-        unstarted = self._planner.take_unstarted()
+        unstarted = self._held.take_unstarted()
         if unstarted:
             self._store.release(self.worker_id, unstarted)
-            self._settler.forget(unstarted)
-        while (plan := self._planner.plan(self._clock(), flush=True).plan) is not None:
+        while (plan := self._held.plan(self._clock(), flush=True).plan) is not None:
             self._execute(plan)
         self._settler.wait_idle()
 
@@ -151,21 +155,13 @@ class Worker:
 
     def _claim(self, now: float) -> bool:
         """Lease jobs the next batch could use; True when the queue may hold more of them."""
-        room = self._max_held_jobs - self._settler.held
-        limit = min(self._planner.wanted(now), room)
+        room = self._max_held_jobs - self._held.count
+        limit = min(self._held.wanted(now), room)
         if limit <= 0:
             return room > 0
         jobs = self._store.claim(self.worker_id, limit, lease_seconds=self._lease_seconds)
-        # a job whose last attempt failed while settling can come straight back to us: the planner may
-        # still hold that attempt, and batches of it may still be settling
-        for job_id in self._settler.supersede([job.id for job in jobs], held=self._planner.job_ids):
-            self._planner.drop(job_id)
-        for job in jobs:
-            self._settler.open(job)
-            try:
-                self._planner.add(PlannableJob.from_job(job), now)
-            except ValueError as exc:  # a stored request no plan can hold (no images)
-                self._settler.fail([job.id], str(exc), retryable=False)
+        for refused in self._held.claimed(jobs, now):
+            self._settler.fail([refused.attempt], refused.reason, retryable=False)
         return len(jobs) == limit
 
     def _requeue_expired(self, *, force: bool = False) -> int:
@@ -188,7 +184,7 @@ class Worker:
         self.stats.batches += 1
         self.stats.images += plan.size
         self.stats.device_seconds += sum(result.stage_seconds.values())
-        self._settler.submit(plan, result, self._planner.finish(plan.batch_id))
+        self._settler.submit(plan, result, self._held.finished(plan.batch_id))
 
     def _progress_reporter(self, plan: BatchPlan) -> StepCallback:
         """An ``on_step`` that writes each job's progress at most every ``progress_interval_s``."""
@@ -204,7 +200,7 @@ class Worker:
                 return
             last_write = now
             for job_id, count in per_job.items():
-                progress = self._settler.progress(job_id, count * done / total)
+                progress = self._held.progress(job_id, count * done / total)
                 if progress is None:
                     continue
                 try:
@@ -223,4 +219,4 @@ class Worker:
             exc_info=retryable,
             extra={"fields": {"batch_id": plan.batch_id, "retryable": retryable}},
         )
-        self._settler.fail(self._planner.fail(plan.batch_id), message, retryable=retryable)
+        self._settler.fail(self._held.batch_failed(plan.batch_id), message, retryable=retryable)

@@ -24,9 +24,9 @@ from rendercost.domain.batch import BatchPlan, RenderResult
 from rendercost.domain.runner import Runner, StepCallback
 from rendercost.execution.worker.loop import SettledHook, Worker
 from rendercost.execution.worker.pricing import WorkerPricing
+from rendercost.ledger.billing import Biller
 from rendercost.ledger.catalog import PriceCatalog
 from rendercost.ledger.idle import IdleMeteredRunner, idle_meter
-from rendercost.queue.protocol import JobStore
 from rendercost.queue.sql_store import SqlJobStore
 from rendercost.settings import Settings
 
@@ -107,21 +107,24 @@ def build_planner(settings: Settings) -> BatchPlanner:
 
 def build_worker(
     settings: Settings,
-    store: JobStore,
+    store: SqlJobStore,
     runner: Runner,
     *,
     worker_id: str,
+    biller: Biller | None = None,
     artifacts: ArtifactStore | None = None,
     pricing: WorkerPricing | None = None,
     on_settled: SettledHook | None = None,
 ) -> Worker:
-    """A ``Worker`` configured from ``settings``; ``InvalidRequest`` if the catalog cannot price it."""
+    """A ``Worker`` configured from ``settings``, settling through ``biller`` (default: a ``Biller`` on
+    ``store``); ``InvalidRequest`` if the catalog cannot price it."""
     return Worker(
         store,
         runner,
         artifacts or LocalArtifactStore(settings.resolved_artifacts_dir),
         build_planner(settings),
         pricing or WorkerPricing.from_settings(settings),
+        biller=biller or Biller(store),
         worker_id=worker_id,
         lease_seconds=settings.lease_seconds,
         on_settled=on_settled,

@@ -5,6 +5,9 @@ images per key, images per tenant. A request is admitted only if every applicabl
 it (the images limits count ``n``); then all are charged. The response carries the tightest limit as
 ``RateLimit-Limit``, ``RateLimit-Remaining`` and ``RateLimit-Reset`` (seconds); a refusal is 429 with
 ``Retry-After``. Counters live in memory now (one process); a Redis storage URI shares them later.
+
+Synchronous (the ``limits`` library's blocking strategies and storage), so the one limiter serves the
+CLI and the API alike; ``check`` is quick on the memory storage.
 """
 
 from __future__ import annotations
@@ -14,8 +17,8 @@ import time
 from dataclasses import dataclass, field
 
 from limits import RateLimitItemPerMinute
-from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
+from limits.strategies import MovingWindowRateLimiter
 
 from rendercost.errors import RateLimited
 from rendercost.settings import Settings
@@ -29,19 +32,28 @@ class _Limit:
     cost: int  # units this request uses
 
 
+class LimitRefused(RateLimited):
+    """A 429 that carries the ``RateLimit-*`` headers to send with it and the limit that refused."""
+
+    def __init__(self, message: str, *, retry_after: float, headers: dict[str, str], scope: str) -> None:
+        super().__init__(message, retry_after=retry_after, code="rate_limit_exceeded")
+        self.headers = headers
+        self.scope = scope
+
+
 @dataclass(frozen=True)
 class Decision:
     """The outcome of a check: the headers to send, and the refusal if any."""
 
     headers: dict[str, str] = field(default_factory=dict)  # RateLimit-* (empty when no limit applies)
-    refused: RateLimited | None = None  # raise this when set
+    refused: LimitRefused | None = None  # raise this when set
     scope: str | None = None  # which limit refused
 
 
 class RateLimiter:
-    """Checks and charges the four limits; safe to share by all requests of one event loop."""
+    """Checks and charges the four limits; safe to share between threads."""
 
-    def __init__(self, settings: Settings, storage_uri: str = "async+memory://") -> None:
+    def __init__(self, settings: Settings, storage_uri: str = "memory://") -> None:
         self.settings = settings
         self._limiter = MovingWindowRateLimiter(storage_from_string(storage_uri))
 
@@ -58,28 +70,29 @@ class RateLimiter:
             ]
         return [limit for limit in candidates if limit.per_minute > 0]
 
-    async def check(self, key_id: str, tenant: str, *, images: int = 0) -> Decision:
+    def check(self, key_id: str, tenant: str, *, images: int = 0) -> Decision:
         """Admit and charge, or refuse without charging anything."""
         limits = self._limits(key_id, tenant, images)
         if not limits:
             return Decision()
         items = [(limit, RateLimitItemPerMinute(limit.per_minute)) for limit in limits]
         for limit, item in items:
-            if not await self._limiter.test(item, limit.scope, limit.identifier, cost=limit.cost):
-                stats = await self._limiter.get_window_stats(item, limit.scope, limit.identifier)
+            if not self._limiter.test(item, limit.scope, limit.identifier, cost=limit.cost):
+                stats = self._limiter.get_window_stats(item, limit.scope, limit.identifier)
                 retry_after = max(1.0, stats.reset_time - time.time())
                 headers = _headers(limit.per_minute, stats.remaining, retry_after)
-                refused = RateLimited(
+                refused = LimitRefused(
                     f"rate limit exceeded ({limit.scope.replace('_', ' ')}: {limit.per_minute} per minute); "
                     f"retry after {math.ceil(retry_after)} s",
                     retry_after=retry_after,
-                    code="rate_limit_exceeded",
+                    headers=headers,
+                    scope=limit.scope,
                 )
                 return Decision(headers=headers, refused=refused, scope=limit.scope)
         tightest: tuple[int, int, float] | None = None
         for limit, item in items:
-            await self._limiter.hit(item, limit.scope, limit.identifier, cost=limit.cost)
-            stats = await self._limiter.get_window_stats(item, limit.scope, limit.identifier)
+            self._limiter.hit(item, limit.scope, limit.identifier, cost=limit.cost)
+            stats = self._limiter.get_window_stats(item, limit.scope, limit.identifier)
             candidate = (stats.remaining, limit.per_minute, stats.reset_time - time.time())
             if tightest is None or candidate[0] < tightest[0]:
                 tightest = candidate

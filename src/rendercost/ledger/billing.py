@@ -1,0 +1,112 @@
+"""``Biller``: the only writer of cost lines.
+
+A job's cost lines are exactly the lines of its images' receipts (``JobResult.images[i].receipt``), so
+completing a job and billing it are one call here, in ONE transaction with the job row and its artifact
+rows (the job store's transaction seam). Lines are unique per (job, image index, stage): a job written
+twice, or re-run after a crash, is billed once. Lines billed outside a job's completion (prompt-rewrite
+tokens at admission, an images-API cache answer's $0 lines, idle device time) go through ``record``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rendercost.artifacts.protocol import ArtifactRef
+from rendercost.db.clock import Clock, utcnow
+from rendercost.domain.costs import Attribution, CostLine
+from rendercost.domain.jobs import Job
+from rendercost.domain.results import JobResult
+from rendercost.domain.specs import RenderRequest
+from rendercost.ledger.ledger import Ledger
+from rendercost.queue.sql_store import SqlJobStore
+
+
+class Biller:
+    """The only writer of cost lines. Safe to share between threads."""
+
+    def __init__(self, store: SqlJobStore, *, clock: Clock = utcnow) -> None:
+        self._store = store
+        self._ledger = Ledger(store.engine, clock=clock)
+
+    @property
+    def ledger(self) -> Ledger:
+        """The ledger this biller writes to (and its readers)."""
+        return self._ledger
+
+    def complete(
+        self,
+        job_id: str,
+        worker_id: str,
+        result: JobResult,
+        artifacts: Sequence[tuple[ArtifactRef, int]] = (),
+    ) -> Job:
+        """The job SUCCEEDED with ``result``, every line of its images' receipts written to the ledger
+        and its artifact rows, in ONE transaction. Billed once however often it runs: completing again
+        with the same worker returns the job and writes nothing. ``Conflict`` (nothing written) when
+        ``worker_id`` no longer holds the lease (cancelled, re-leased, dead-lettered); ``NotFound`` for
+        an unknown job; ``ValueError`` (nothing written) for lines or artifacts that are not this
+        job's, or money that does not fit the ledger."""
+        lines = result_lines(result)
+        with self._store.transaction() as conn:
+            done = self._store.mark_succeeded(conn, job_id, worker_id, result)
+            if not done.changed:
+                return done.job
+            check_lines_belong(job_id, lines)
+            self._store.insert_artifacts(conn, done.job, artifacts)
+            self._ledger.insert_lines(conn, lines, done.job.attribution, now=done.job.finished_at)
+            return done.job
+
+    def answer(
+        self,
+        job_id: str,
+        tenant: str,
+        request: RenderRequest,
+        result: JobResult,
+        artifacts: Sequence[tuple[ArtifactRef, int]] = (),
+        *,
+        idempotency_key: str | None = None,
+        webhook_url: str | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> Job:
+        """A job answered without rendering (exact-result cache): inserted SUCCEEDED, never queued,
+        with its result, lines (its receipts' lines) and artifact rows in ONE transaction. ``job_id``
+        comes from ``domain.jobs.new_job_id`` (the lines already name it). An idempotent replay (the
+        same tenant and ``idempotency_key``) returns the first job and writes nothing. ``ValueError``
+        (nothing written) for lines or artifacts that are not this job's."""
+        lines = result_lines(result)
+        check_lines_belong(job_id, lines)
+        with self._store.transaction() as conn:
+            done = self._store.insert_answered(
+                conn,
+                job_id,
+                tenant,
+                request,
+                result,
+                idempotency_key=idempotency_key,
+                webhook_url=webhook_url,
+                tags=tags,
+            )
+            if not done.changed:
+                return done.job
+            self._store.insert_artifacts(conn, done.job, artifacts)
+            self._ledger.insert_lines(conn, lines, done.job.attribution, now=done.job.finished_at)
+            return done.job
+
+    def record(self, lines: Sequence[CostLine], attribution: Attribution) -> int:
+        """Lines billed outside a job's completion: prompt-rewrite tokens at admission, an images-API
+        cache answer's $0 lines, idle device time. Idempotent per (job_id, image_index, stage);
+        returns how many were new. ``ValueError`` (nothing written) as ``Ledger.insert_lines``."""
+        with self._store.transaction() as conn:
+            return self._ledger.insert_lines(conn, lines, attribution)
+
+
+def result_lines(result: JobResult) -> list[CostLine]:
+    """A job's cost lines: the lines of its images' receipts, in image order."""
+    return [line for image in result.images for line in image.receipt.lines]
+
+
+def check_lines_belong(job_id: str, lines: Sequence[CostLine]) -> None:
+    """``ValueError`` unless every line names ``job_id``."""
+    strangers = {line.job_id for line in lines if line.job_id != job_id}
+    if strangers:
+        raise ValueError(f"cost lines of jobs {sorted(strangers)} passed to complete({job_id})")
