@@ -16,7 +16,7 @@ from fastapi import APIRouter, Header, Query, Request
 
 from rendercost.admission.ticket import AnswerAs
 from rendercost.api.controls import http_ticket
-from rendercost.api.deps import RateLimitedKey, admit, blocking, services
+from rendercost.api.deps import Authenticated, RateLimitedKey, admit, blocking, services
 from rendercost.api.schemas import JobList, JobOut, JobRequest
 from rendercost.api.translate import (
     build_request,
@@ -86,7 +86,7 @@ async def view(request: Request, job: Job) -> JobOut:
 async def submit_job(
     request: Request,
     body: JobRequest,
-    key: RateLimitedKey,
+    key: Authenticated,  # admission charges the request and images limits (once)
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> JobOut:
     """Queue a render and answer at once; poll GET /v1/jobs/{id} or wait for the webhook."""

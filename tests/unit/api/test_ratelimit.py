@@ -49,3 +49,11 @@ def test_images_per_minute_counts_n_over_http(make_api: ApiFactory) -> None:
     assert api.client.post("/v1/jobs", json={"prompt": "a", "n": 3}, headers=api.headers()).status_code == 202
     refused = api.client.post("/v1/jobs", json={"prompt": "a", "n": 1}, headers=api.headers())
     assert refused.status_code == 429
+
+
+def test_a_job_submission_counts_once_against_the_request_limit(make_api: ApiFactory) -> None:
+    api = make_api(workers=0, rate_limit_key_requests_per_minute=2)
+    first = api.client.post("/v1/jobs", json={"prompt": "a"}, headers=api.headers())
+    assert first.status_code == 202 and first.headers["RateLimit-Remaining"] == "1"
+    assert api.client.post("/v1/jobs", json={"prompt": "b"}, headers=api.headers()).status_code == 202
+    assert api.client.post("/v1/jobs", json={"prompt": "c"}, headers=api.headers()).status_code == 429
