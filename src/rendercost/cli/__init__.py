@@ -11,7 +11,6 @@ that runs, never at module level: ``rendercost --help`` and ``--version`` start 
 from __future__ import annotations
 
 import os
-from importlib.metadata import version
 
 # diffusers and transformers announce optional backends (torchvision, ...) on import; a CLI user
 # wants errors only. Set before any submodule imports them; an explicit env setting still wins.
@@ -37,6 +36,8 @@ app = typer.Typer(
 
 def _print_version(requested: bool) -> None:
     if requested:
+        from importlib.metadata import version  # ~0.1 s: only when asked
+
         typer.echo(f"rendercost {version('rendercost')}")
         raise typer.Exit()
 
