@@ -19,15 +19,11 @@ import typer
 
 from rendercost.cli.common import cli_errors, fail, load_settings
 from rendercost.db.clock import as_utc
-from rendercost.db.engine import create_db_engine
-from rendercost.governance.anomaly import Thresholds, scan
-from rendercost.governance.budgets import BudgetStore
-from rendercost.governance.focus import write_focus
-from rendercost.governance.reports import Report, build_report, parse_dimensions
-from rendercost.governance.tables import GLOBAL_SCOPE
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the governance modules import SQLAlchemy: each command imports what it runs
     from sqlalchemy import Engine
+
+    from rendercost.governance.reports import Report
 
 export_app = typer.Typer(help="Export the ledger.", no_args_is_help=True)
 budgets_app = typer.Typer(
@@ -59,6 +55,8 @@ def parse_time(value: str | None, option: str) -> datetime | None:
 
 @contextmanager
 def _engine(ctx: typer.Context) -> Iterator[Engine]:
+    from rendercost.db.engine import create_db_engine
+
     settings = load_settings(ctx)
     engine = create_db_engine(settings.resolved_database_url)
     try:
@@ -71,6 +69,8 @@ def _engine(ctx: typer.Context) -> Iterator[Engine]:
 
 
 def _scope(name: str) -> str:
+    from rendercost.governance.tables import GLOBAL_SCOPE
+
     return GLOBAL_SCOPE if name in ("global", GLOBAL_SCOPE) else name
 
 
@@ -83,6 +83,8 @@ def report(
     output: Annotated[str, typer.Option("--format", help="table, json or csv.")] = "table",
 ) -> None:
     """Renders, device time, cost, latency and savings, grouped; busy vs idle time in the totals."""
+    from rendercost.governance.reports import build_report, parse_dimensions
+
     if output not in ("table", "json", "csv"):
         fail(f"--format must be table, json or csv, not {output!r}")
     try:
@@ -160,6 +162,9 @@ def anomalies(
     ] = False,
 ) -> None:
     """Tenant-hours whose spend is far above their same-hour-of-week baseline (default: last 5 weeks)."""
+    from rendercost.governance.anomaly import Thresholds, scan
+    from rendercost.governance.budgets import BudgetStore
+
     end = parse_time(until, "--until") or datetime.now(UTC)
     start = parse_time(since, "--since") or end - timedelta(weeks=5)
     limits = Thresholds(min_excess_usd=min_excess, min_excess_ratio=min_ratio)
@@ -190,6 +195,8 @@ def export_focus(
     until: UntilOpt = None,
 ) -> None:
     """The ledger as FOCUS 1.2 rows (an allocation of machine cost: load beside the cloud bill)."""
+    from rendercost.governance.focus import write_focus
+
     start, end = parse_time(since, "--since"), parse_time(until, "--until")
     with cli_errors(), _engine(ctx) as engine:
         try:
@@ -209,6 +216,8 @@ def budgets_set(
     period: Annotated[str, typer.Option("--period", help="day or month (UTC calendar).")] = "month",
 ) -> None:
     """Create or change a budget."""
+    from rendercost.governance.budgets import BudgetStore
+
     with cli_errors(), _engine(ctx) as engine:
         budget = BudgetStore(engine).set(_scope(tenant), amount, period)
     typer.echo(json.dumps(budget.to_dict(), indent=2))
@@ -217,6 +226,9 @@ def budgets_set(
 @budgets_app.command("list")
 def budgets_list(ctx: typer.Context) -> None:
     """Every budget with its spend, reservations and what remains this period."""
+    from rendercost.governance.budgets import BudgetStore
+    from rendercost.governance.tables import GLOBAL_SCOPE
+
     with cli_errors(), _engine(ctx) as engine:
         found = BudgetStore(engine).list()
     typer.echo(
@@ -237,6 +249,8 @@ def budgets_show(
     ctx: typer.Context, tenant: Annotated[str, typer.Argument(help="Tenant or 'global'.")]
 ) -> None:
     """One budget as JSON."""
+    from rendercost.governance.budgets import BudgetStore
+
     with cli_errors(), _engine(ctx) as engine:
         budget = BudgetStore(engine).get(_scope(tenant))
     typer.echo(json.dumps(budget.to_dict(), indent=2))
@@ -252,6 +266,8 @@ def budgets_override(
     clear: Annotated[bool, typer.Option("--clear", help="End the override now.")] = False,
 ) -> None:
     """Let a tenant past its budget until a time (or end that with --clear)."""
+    from rendercost.governance.budgets import BudgetStore
+
     if (until is None) == (not clear):
         fail("give --until TIME or --clear")
     moment = parse_time(until, "--until")

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from rendercost.auth.keys import KeyStore, parse_tags
 from rendercost.cli.common import cli_errors, load_settings
-from rendercost.db.engine import create_db_engine
-from rendercost.settings import Settings
+
+if TYPE_CHECKING:  # the key store imports SQLAlchemy: only a command that runs needs it
+    from rendercost.auth.keys import KeyStore
+    from rendercost.settings import Settings
 
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 
@@ -27,6 +28,9 @@ def register(app: typer.Typer) -> None:
 
 @contextmanager
 def _key_store(settings: Settings) -> Iterator[KeyStore]:
+    from rendercost.auth.keys import KeyStore
+    from rendercost.db.engine import create_db_engine
+
     engine = create_db_engine(settings.resolved_database_url)
     try:
         from rendercost.db.migrate import migrate  # alembic: only when a command opens the database
@@ -48,6 +52,8 @@ def create(
     ] = None,
 ) -> None:
     """Make a key; it is printed once, alone on the last line."""
+    from rendercost.auth.keys import parse_tags
+
     settings = load_settings(ctx)
     with cli_errors(), _key_store(settings) as store:
         created = store.create(tenant, tags=parse_tags(tag or []), admin=admin, webhook_secret=webhook_secret)

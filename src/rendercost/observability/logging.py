@@ -41,14 +41,24 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(payload, default=str)
 
 
+class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a record is emitted, not when the handler was made
+    (a command run under a captured stderr must not leave a handler on a closed stream)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
 def configure_logging(level: str | int = "INFO", stream: IO[str] | None = None) -> None:
-    """Send the root logger's records to ``stream`` (stderr) as JSON lines; idempotent."""
+    """Send the root logger's records to ``stream`` (default: the current stderr) as JSON lines;
+    idempotent."""
     root = logging.getLogger()
     root.setLevel(level)
     for handler in root.handlers:
         if handler.get_name() == _HANDLER_NAME:
             return
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = logging.StreamHandler(stream) if stream is not None else _CurrentStderr()
     handler.set_name(_HANDLER_NAME)
     handler.setFormatter(JsonFormatter())
     root.addHandler(handler)
