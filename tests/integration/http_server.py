@@ -44,7 +44,12 @@ def live_server(
 ) -> Iterator[LiveServer]:
     """A real server on the tiny model (few steps); ``runner`` replaces the diffusers runner where a test
     checks the HTTP contract rather than rendering."""
-    values: dict[str, Any] = {"default_size": "64x64", "max_wait_ms": 0, "webhook_secret": "hook-secret"}
+    values: dict[str, Any] = {
+        "default_size": "64x64",
+        "max_wait_ms": 0,
+        "webhook_secret": "hook-secret",
+        "webhook_allowed_hosts": ["127.0.0.1"],  # the tests' receivers listen on loopback
+    }
     settings = make_tiny_settings(data_dir, model_dir, **{**values, **overrides})
     registry = ModelRegistry(settings)
     runner = runner or DiffusersRunner(registry, settings, preset_lookup=few_steps)

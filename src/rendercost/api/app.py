@@ -191,6 +191,7 @@ def create_app(services: ApiServices, *, run_webhooks: bool = True) -> FastAPI:
                 metrics=services.metrics,
                 max_attempts=services.settings.webhook_max_attempts,
                 timeout_s=services.settings.webhook_timeout_s,
+                allowed_hosts=services.settings.webhook_allowed_hosts,
             )
             task = asyncio.create_task(dispatcher.run(stop))
         try:

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Header, Query, Request
 from rendercost.admission.ticket import AnswerAs
 from rendercost.api.controls import http_ticket
 from rendercost.api.deps import Authenticated, RateLimitedKey, admit, blocking, services
+from rendercost.api.destinations import check_destination
 from rendercost.api.schemas import JobList, JobOut, JobRequest
 from rendercost.api.translate import (
     build_request,
@@ -96,6 +97,9 @@ async def submit_job(
             f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY_LENGTH} characters", param="Idempotency-Key"
         )
     render_request = await blocking(_to_request, request, body)
+    if body.webhook_url:
+        allowed = svc.settings.webhook_allowed_hosts
+        await blocking(lambda: check_destination(body.webhook_url or "", allowed=allowed))
     seed_given = body.seed not in (None, -1)
     ticket = http_ticket(
         key,

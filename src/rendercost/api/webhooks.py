@@ -20,7 +20,7 @@ import hmac
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -31,6 +31,7 @@ from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
+from rendercost.api.destinations import Resolver, check_destination, resolve_host
 from rendercost.api.tables import webhook_deliveries as wd
 from rendercost.auth.keys import KeyStore
 from rendercost.domain.jobs import TERMINAL_STATES, Job
@@ -151,6 +152,8 @@ class WebhookDispatcher:
         poll_interval_s: float = 0.25,
         backoff_base_s: float = 0.5,
         transport: httpx.AsyncBaseTransport | None = None,
+        allowed_hosts: Sequence[str] = (),
+        resolve: Resolver = resolve_host,
     ) -> None:
         self.outbox = outbox
         self.store = store
@@ -163,6 +166,8 @@ class WebhookDispatcher:
         self.poll_interval_s = poll_interval_s
         self.backoff_base_s = backoff_base_s
         self._transport = transport  # tests answer with a function (httpx.MockTransport)
+        self._allowed_hosts = tuple(allowed_hosts)  # destinations beyond public addresses (api.destinations)
+        self._resolve = resolve
         self._in_flight: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -216,6 +221,10 @@ class WebhookDispatcher:
                 EVENT_HEADER: f"job.{job.state}",
                 DELIVERY_HEADER: delivery.job_id,
             }
+            allowed, resolve = self._allowed_hosts, self._resolve  # a name may resolve elsewhere by now
+            await anyio.to_thread.run_sync(
+                lambda: check_destination(delivery.url, allowed=allowed, resolve=resolve)
+            )
             retrying = AsyncRetrying(
                 stop=stop_after_attempt(self.max_attempts),
                 wait=wait_exponential(multiplier=self.backoff_base_s, max=60),

@@ -26,6 +26,7 @@ def api_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "max_wait_ms": 0,
         "images_wait_timeout_s": 10.0,
         "webhook_secret": "test-secret",
+        "webhook_allowed_hosts": ["127.0.0.1"],  # the tests' receivers listen on loopback
     }
     values.update(overrides)
     return Settings(**values)

@@ -7,10 +7,13 @@ import json
 import threading
 
 import httpx
+import pytest
 
+from rendercost.api.destinations import check_destination
 from rendercost.api.views import webhook_payload
 from rendercost.api.webhooks import SIGNATURE_HEADER, WebhookDispatcher, sign, verify_signature
 from rendercost.domain.jobs import JobState
+from rendercost.errors import InvalidRequest
 from rendercost.testing.waiting import wait_for_job
 from tests.unit.api.conftest import Api, ApiFactory
 
@@ -43,7 +46,7 @@ def _dispatch(api: Api, handler: httpx.MockTransport, secret: str = "test-secret
     svc = api.server.services
     dispatcher = WebhookDispatcher(
         svc.outbox, svc.store, svc.keys, webhook_payload, server_secret=secret, metrics=svc.metrics,
-        max_attempts=3, backoff_base_s=0.01, transport=handler,
+        max_attempts=3, backoff_base_s=0.01, transport=handler, allowed_hosts=["127.0.0.1"],
     )  # fmt: skip
 
     async def once() -> None:
@@ -112,7 +115,7 @@ def test_a_delivery_is_not_sent_again_while_its_outcome_is_being_recorded(make_a
     handler = httpx.MockTransport(lambda request: seen.append(str(request.url)) or httpx.Response(200))
     dispatcher = WebhookDispatcher(
         svc.outbox, svc.store, svc.keys, webhook_payload, server_secret="s", metrics=svc.metrics,
-        transport=handler,
+        transport=handler, allowed_hosts=["127.0.0.1"],
     )  # fmt: skip
     finish = svc.outbox.finish
     recording = threading.Event()
@@ -138,3 +141,60 @@ def test_a_delivery_is_not_sent_again_while_its_outcome_is_being_recorded(make_a
     asyncio.run(race())
     assert seen == [HOOK]
     assert svc.outbox.state(job_id) == "delivered"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:9/hook",
+        "http://10.0.0.1/hook",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::1]:9/hook",
+        "http://localhost:9/hook",  # a name that resolves to loopback
+        "http://[::ffff:127.0.0.1]/hook",
+        "http://192.168.1.20/hook",
+    ],
+)
+def test_internal_webhook_destinations_are_refused_unless_allowed(make_api: ApiFactory, url: str) -> None:
+    api = make_api(workers=0, webhook_allowed_hosts=[])
+    response = api.client.post("/v1/jobs", json={"prompt": "x", "webhook_url": url}, headers=api.headers())
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["code"] == "webhook_url_refused" and error["param"] == "webhook_url"
+    assert api.client.get("/v1/jobs", headers=api.headers()).json()["data"] == []  # nothing queued
+
+
+def test_an_allowlisted_network_or_host_and_public_addresses_pass() -> None:
+    public = lambda _host: ["93.184.215.14"]  # noqa: E731 -- a resolver that answers as public DNS would
+    check_destination("https://hooks.example.com/x", resolve=public)
+    check_destination("http://10.1.2.3/x", allowed=["10.1.2.0/24"])
+    check_destination("http://hooks.internal/x", allowed=["hooks.internal"], resolve=public)
+    with pytest.raises(InvalidRequest):
+        check_destination("http://10.1.3.3/x", allowed=["10.1.2.0/24"])
+    with pytest.raises(InvalidRequest):  # a name that resolves to a private address later
+        check_destination("https://hooks.example.com/x", resolve=lambda _host: ["10.0.0.5"])
+
+
+def test_a_destination_that_turned_internal_is_not_delivered(make_api: ApiFactory) -> None:
+    api = make_api(webhooks=False)
+    job_id = _finished_job_with_hook(api)
+    seen: list[httpx.Request] = []
+    svc = api.server.services
+    dispatcher = WebhookDispatcher(
+        svc.outbox,
+        svc.store,
+        svc.keys,
+        webhook_payload,
+        server_secret="s",
+        metrics=svc.metrics,
+        transport=httpx.MockTransport(lambda request: seen.append(request) or httpx.Response(200)),
+    )  # fmt: skip  (no allowlist here: the row's 127.0.0.1 destination is refused at delivery)
+
+    async def once() -> None:
+        async with httpx.AsyncClient() as client:
+            await dispatcher.poll_once(client)
+            await asyncio.gather(*dispatcher._tasks)
+
+    asyncio.run(once())
+    assert seen == []
+    assert svc.outbox.state(job_id) == "failed"
