@@ -61,7 +61,7 @@ class ReportRow:
     cost_per_render: Decimal  # cost / renders (marginal)
     p50_latency_s: float | None  # job created -> finished
     p95_latency_s: float | None
-    cache_hits: int  # lines that record a cost avoided (a stage a cache answered)
+    cache_hits: int  # renders (jobs) a cache answered at least one stage of; never more than renders
     cache_hit_rate: float  # share of images with at least one such line
     savings: dict[str, Decimal]  # mechanism -> cost avoided
 
@@ -170,7 +170,7 @@ class _Group:
     images: set[tuple[str, int]] = field(default_factory=set)
     seconds: float = 0.0
     cost: Decimal = ZERO
-    hits: int = 0
+    hit_jobs: set[str] = field(default_factory=set)
     hit_images: set[tuple[str, int]] = field(default_factory=set)
     savings: dict[str, Decimal] = field(default_factory=lambda: defaultdict(lambda: ZERO))
 
@@ -252,7 +252,7 @@ def _add(group: _Group, row: Any) -> None:
     group.cost += row["cost"]
     avoided: Decimal = row["cost_avoided"]
     if avoided > 0:
-        group.hits += 1
+        group.hit_jobs.add(row["job_id"])
         group.hit_images.add((row["job_id"], row["image_index"]))
         group.savings[mechanism_of(dict(row["details"]), row["stage"])] += avoided
 
@@ -283,7 +283,7 @@ def _finish(
         cost_per_render=_per(group.cost, len(group.jobs)),
         p50_latency_s=percentile(waits, 0.5),
         p95_latency_s=percentile(waits, 0.95),
-        cache_hits=group.hits,
+        cache_hits=len(group.hit_jobs),
         cache_hit_rate=len(group.hit_images) / len(group.images) if group.images else 0.0,
         savings=dict(group.savings),
     )

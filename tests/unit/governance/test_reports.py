@@ -211,3 +211,19 @@ def _only_idle_job(engine: Engine) -> str:
     with engine.connect() as conn:
         (job_id,) = conn.execute(select(cost_lines.c.job_id)).scalars().all()
     return str(job_id)
+
+
+def test_cache_hits_count_renders_not_lines(migrated_engine: Engine) -> None:
+    """One render of two images answered by the cache at every stage is one hit, not six."""
+    cached = {"cache": "result"}
+    lines = [
+        line("c1", stage, "0", image_index=i, avoided="0.01", details=cached)
+        for i in range(2)
+        for stage in (Stage.TEXT_ENCODE, Stage.DENOISE, Stage.DECODE)
+    ]
+    seed(migrated_engine, "c1", T0, lines)
+    seed(migrated_engine, "c2", T0, [line("c2", Stage.DENOISE, "0.2", seconds=288)])
+    (row,) = build_report(migrated_engine, by=("tenant",)).rows
+    assert row.renders == 2
+    assert row.cache_hits == 1 <= row.renders
+    assert row.cache_hit_rate == pytest.approx(2 / 3)  # two of the three images
