@@ -1,0 +1,259 @@
+"""The plan: the as-is baseline and every scenario, with changes, break-evens, worker counts and evidence.
+
+Who calls it: ``rendercost plan`` and ``POST /v1/plan``, through ``plan_from_database`` (history from the
+ledger, optionally replaced by a workload file). The order of work:
+
+1. read the window (``capacity.history``) and fit the cost model on it (``capacity.costmodel``);
+2. simulate the as-is scenario (the history's device, pricing, fleet, batching, routing and caches);
+3. simulate each scenario; beside the baseline, a before/after/change triple per money figure;
+4. break-evens (``capacity.breakeven``) for the serverless, commitment and spot scenarios;
+5. for a scenario with a latency goal, an Erlang-C worker count confirmed (and corrected) by replays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Engine
+
+from rendercost.capacity.breakeven import erlang_c_workers
+from rendercost.capacity.breakevens import breakevens
+from rendercost.capacity.costmodel import CostModel, fit_cost_model
+from rendercost.capacity.figures import ScenarioFigures, change, figures
+from rendercost.capacity.history import History, read_history
+from rendercost.capacity.scenario import AS_IS, Scenario
+from rendercost.capacity.simulate import PlanInputs, Simulation, simulate
+from rendercost.capacity.workload import Workload
+from rendercost.domain.money import ZERO, usd_text
+from rendercost.ledger.catalog import PriceCatalog
+from rendercost.settings import Settings
+
+CONFIRM_STEPS = 12  # most replays spent correcting an Erlang-C guess
+
+
+@dataclass(frozen=True)
+class WorkersNeeded:
+    """Workers a latency goal needs: the queueing formula's guess and the replay's answer."""
+
+    goal_s: float  # p95 queue wait goal
+    erlang_c: int  # M/M/c first guess
+    confirmed: int  # fewest workers whose replay meets the goal (or the last tried)
+    met: bool  # the confirmed count meets the goal in the replay
+    jobs_per_worker: int  # KEDA target value that keeps the goal (queued jobs per worker)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "goal_s": self.goal_s,
+            "erlang_c": self.erlang_c,
+            "confirmed": self.confirmed,
+            "met": self.met,
+            "keda": {"trigger": "postgresql", "targetQueryValue": str(self.jobs_per_worker)},
+        }
+
+
+@dataclass(frozen=True)
+class PlanReport:
+    """Everything ``rendercost plan`` prints."""
+
+    baseline: ScenarioFigures  # the as-is replay
+    scenarios: tuple[ScenarioFigures, ...]  # the what-ifs, in the order asked
+    workers_needed: dict[str, WorkersNeeded]  # by scenario name, where a goal was given
+    breakevens: dict[str, dict[str, Any]]  # by scenario name
+    evidence: dict[str, Any]  # window, samples, fit errors, price table date, speeds used
+    backtest: dict[str, Any] = field(default_factory=dict)  # as-is replay vs the ledger's render lines
+
+    def to_dict(self) -> dict[str, Any]:
+        base = self.baseline
+        return {
+            "evidence": self.evidence,
+            "backtest": self.backtest,
+            "baseline": base.to_dict(),
+            "scenarios": [
+                {
+                    **s.to_dict(),
+                    "vs_baseline": {
+                        "cost_usd": change(base.cost, s.cost),
+                        "cost_per_month_usd": change(base.cost_per_month, s.cost_per_month),
+                        "cost_per_image_loaded_usd": change(base.per_image_loaded, s.per_image_loaded),
+                    },
+                    "workers_needed": (
+                        self.workers_needed[s.name].to_dict() if s.name in self.workers_needed else None
+                    ),
+                    "breakevens": self.breakevens.get(s.name, {}),
+                }
+                for s in self.scenarios
+            ],
+        }
+
+
+def plan_from_database(
+    engine: Engine,
+    settings: Settings,
+    catalog: PriceCatalog,
+    *,
+    since: datetime,
+    until: datetime,
+    scenarios: Sequence[Scenario],
+    workload: Workload | None = None,
+    workers: int = 1,
+) -> PlanReport:
+    """The plan over the history of ``[since, until)`` (or ``workload``, calibrated on that history)."""
+    history = read_history(engine, since, until)
+    model = fit_cost_model(history.samples, catalog.planner.speeds)
+    inputs = plan_inputs(history, model, settings, catalog, workers=workers, workload=workload)
+    report = make_plan(inputs, scenarios)
+    if workload is not None:
+        return report
+    actual = history.actuals
+    replayed = report.baseline
+    return PlanReport(
+        baseline=report.baseline,
+        scenarios=report.scenarios,
+        workers_needed=report.workers_needed,
+        breakevens=report.breakevens,
+        evidence={**report.evidence, "fit": fit_report(model)},
+        backtest=backtest(actual.total, replayed.render_total, actual.by_preset, replayed.by_preset),
+    )
+
+
+def plan_inputs(
+    history: History,
+    model: CostModel,
+    settings: Settings,
+    catalog: PriceCatalog,
+    *,
+    workers: int = 1,
+    workload: Workload | None = None,
+) -> PlanInputs:
+    """What every scenario shares, from a history (and optionally a workload replacing its arrivals)."""
+    actual = history.actuals
+    jobs = max(len(history.workload.arrivals), 1)
+    return PlanInputs(
+        workload=workload or history.workload,
+        model=model,
+        catalog=catalog,
+        device=actual.device_type,
+        pricing=actual.pricing_model,
+        storage_by_size=history.storage_by_size,
+        rewrite_per_job=actual.rewrite_cost / jobs,
+        workers=workers,
+        max_batch=settings.max_batch_size,
+        max_wait_ms=settings.max_wait_ms,
+        aging_s=settings.aging_seconds,
+    )
+
+
+def make_plan(inputs: PlanInputs, scenarios: Sequence[Scenario]) -> PlanReport:
+    """Simulate the baseline and ``scenarios`` over ``inputs``."""
+    span = inputs.workload.span_s
+    baseline = figures(simulate(inputs, Scenario(name=AS_IS)), span)
+    results: list[ScenarioFigures] = []
+    needed: dict[str, WorkersNeeded] = {}
+    evens: dict[str, dict[str, Any]] = {}
+    for scenario in scenarios:
+        sim = simulate(inputs, scenario)
+        results.append(figures(sim, span))
+        evens[scenario.name] = breakevens(inputs, sim)
+        if scenario.latency_goal_s is not None:
+            needed[scenario.name] = workers_needed(inputs, sim)
+    return PlanReport(
+        baseline=baseline,
+        scenarios=tuple(results),
+        workers_needed=needed,
+        breakevens=evens,
+        evidence=evidence(inputs),
+    )
+
+
+def workers_needed(inputs: PlanInputs, sim: Simulation) -> WorkersNeeded:
+    """Erlang-C's guess for the scenario's goal, then replays up or down until the fewest that meet it."""
+    goal = sim.scenario.latency_goal_s
+    assert goal is not None  # only called for scenarios with a goal
+    rendered = [a for a, hit in zip(inputs.workload.arrivals, sim.cache.hits, strict=True) if not hit]
+    span = inputs.workload.span_s
+    service = sim.replay.busy_s / max(len(rendered), 1)
+    guess = erlang_c_workers(len(rendered) / span, service, goal_s=goal) if rendered else 1
+    count, met = _confirm(inputs, sim.scenario, guess, goal)
+    per_worker = max(1, int(goal / service)) if service > 0 else sim.scenario.jobs_per_worker
+    return WorkersNeeded(goal_s=goal, erlang_c=guess, confirmed=count, met=met, jobs_per_worker=per_worker)
+
+
+def _confirm(inputs: PlanInputs, scenario: Scenario, guess: int, goal: float) -> tuple[int, bool]:
+    def meets(workers: int) -> bool:
+        return figures(simulate(inputs, scenario, workers=workers), inputs.workload.span_s).wait_p95_s <= goal
+
+    count = guess
+    if meets(count):
+        while count > 1 and meets(count - 1):
+            count -= 1
+        return count, True
+    for _ in range(CONFIRM_STEPS):
+        count += 1
+        if meets(count):
+            return count, True
+    return count, False
+
+
+def backtest(
+    ledger_total: Decimal,
+    replayed_total: Decimal,
+    ledger_by_preset: Mapping[str, Decimal],
+    replayed_by_preset: Mapping[str, Decimal],
+) -> dict[str, Any]:
+    """The as-is replay's render cost against the ledger's, in total and per preset (relative errors)."""
+
+    def error(actual: Decimal, replayed: Decimal) -> float | None:
+        return None if actual == 0 else float((replayed - actual) / actual)
+
+    return {
+        "ledger_total_usd": usd_text(ledger_total),
+        "replayed_total_usd": usd_text(replayed_total),
+        "error": error(ledger_total, replayed_total),
+        "by_preset": {
+            preset: {
+                "ledger_usd": usd_text(cost),
+                "replayed_usd": usd_text(replayed_by_preset.get(preset, ZERO)),
+                "error": error(cost, replayed_by_preset.get(preset, ZERO)),
+            }
+            for preset, cost in sorted(ledger_by_preset.items())
+        },
+    }
+
+
+def fit_report(model: CostModel) -> list[dict[str, Any]]:
+    """Per (device, stage): samples and the fit's errors."""
+    return [
+        {
+            "device": fit.device_type,
+            "stage": str(fit.stage),
+            "samples": fit.samples,
+            "relative_error": round(fit.relative_error, 4),
+            "total_error": round(fit.total_error, 6),
+            "coefficients": [float(f"{c:.6g}") for c in fit.coefficients],
+        }
+        for (_, _), fit in sorted(model.fits.items())
+    ]
+
+
+def evidence(inputs: PlanInputs) -> dict[str, Any]:
+    """What every figure rests on."""
+    workload = inputs.workload
+    return {
+        "window": workload.source,
+        "window_start": workload.start.isoformat() if workload.start else None,
+        "window_seconds": workload.span_s,
+        "jobs": len(workload.arrivals),
+        "images": workload.images,
+        "calibration_samples": inputs.model.samples,
+        "measured_devices": list(inputs.model.devices),
+        "price_table": {"source": inputs.catalog.source, "as_of": inputs.catalog.as_of},
+        "speeds": {
+            name: {"relative": s.relative, "evidence": s.evidence, "source": s.source}
+            for name, s in sorted(inputs.catalog.planner.speeds.items())
+        },
+        "fit": fit_report(inputs.model),
+    }

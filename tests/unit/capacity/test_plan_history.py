@@ -1,0 +1,48 @@
+"""The planner over a history rendered through the real jobs API (painter at the model seam: every call
+reports the same stage seconds, so the replayed figures can be checked exactly)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from rendercost.capacity.history import read_history
+from rendercost.capacity.plan import plan_from_database
+from rendercost.ledger.catalog import PriceCatalog
+from tests.unit.api.conftest import ApiFactory
+from tests.unit.capacity.workloads import MIXED, render
+
+
+@pytest.fixture
+def rendered(make_api: ApiFactory) -> tuple[object, datetime, datetime]:
+    api = make_api(max_batch_size=1)
+    admin = {"Authorization": f"Bearer {api.server.admin_key.secret}"}  # type: ignore[union-attr]
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    render(api.client, {**admin}, MIXED, pace_s=0.0)
+    return api, since, datetime.now(UTC) + timedelta(seconds=1)
+
+
+def test_history_reads_every_job_with_its_class_and_cache_hits(
+    rendered: tuple[object, datetime, datetime],
+) -> None:
+    api, since, until = rendered
+    history = read_history(api.server.engine, since, until)  # type: ignore[attr-defined]
+    assert len(history.workload.arrivals) == len(MIXED)
+    assert [a.render_class for a in history.workload.arrivals] == [m["class"] for m in MIXED]
+    assert sum(a.result_hit for a in history.workload.arrivals) >= 1  # repeats answered from the cache
+    assert history.samples and history.actuals.total > 0
+
+
+def test_the_as_is_replay_reproduces_the_ledger(rendered: tuple[object, datetime, datetime]) -> None:
+    api, since, until = rendered
+    server = api.server  # type: ignore[attr-defined]
+    report = plan_from_database(
+        server.engine, server.settings, PriceCatalog.load(), since=since, until=until, scenarios=()
+    )
+    assert abs(report.backtest["error"]) < 0.001, report.backtest  # the painter: same seconds every call
+    for preset, row in report.backtest["by_preset"].items():
+        assert abs(row["error"]) < 0.001, (preset, row)
+    assert report.baseline.evidence == "measured"
+    assert Decimal(report.to_dict()["baseline"]["cost_usd"]) == report.baseline.cost
