@@ -3,11 +3,12 @@
 Who calls it: ``rendercost plan`` and ``POST /v1/plan``, through ``plan_from_database`` (history from the
 ledger, optionally replaced by a workload file). The order of work:
 
-1. read the window (``capacity.history``) and fit the cost model on it (``capacity.costmodel``);
-2. simulate the as-is scenario (the history's device, pricing, fleet, batching, routing and caches);
-3. simulate each scenario; beside the baseline, a before/after/change triple per money figure;
-4. break-evens (``capacity.breakeven``) for the serverless, commitment and spot scenarios;
-5. for a scenario with a latency goal, an Erlang-C worker count confirmed (and corrected) by replays.
+1. ``prepare``: read the window (``capacity.history``) and fit the cost model (``capacity.costmodel``);
+2. ``run_scenario`` for the as-is scenario (the history's device, pricing, fleet, batching, routing,
+   caches), then for each scenario: replay, price, break-evens (``capacity.breakevens``) and, with a
+   latency goal, an Erlang-C worker count confirmed (and corrected) by replays;
+3. ``assemble``: beside the baseline, a before/after/change triple per money figure; the evidence; the
+   backtest of the as-is replay against the ledger.
 """
 
 from __future__ import annotations
@@ -90,6 +91,72 @@ class PlanReport:
         }
 
 
+@dataclass(frozen=True)
+class PlanContext:
+    """A plan in progress: what every scenario shares, and the history it came from."""
+
+    inputs: PlanInputs  # workload, cost model, prices
+    history: History  # the window read from the database
+    from_workload: bool  # the arrivals come from a workload file (no backtest then)
+
+
+@dataclass(frozen=True)
+class ScenarioOutcome:
+    """One scenario's figures, break-evens and worker count."""
+
+    figures: ScenarioFigures
+    breakevens: dict[str, Any]
+    workers_needed: WorkersNeeded | None
+
+
+def prepare(
+    engine: Engine,
+    settings: Settings,
+    catalog: PriceCatalog,
+    *,
+    since: datetime,
+    until: datetime,
+    workload: Workload | None = None,
+    workers: int = 1,
+) -> PlanContext:
+    """Step 1: read ``[since, until)`` and fit the cost model (``workload`` replaces the arrivals)."""
+    history = read_history(engine, since, until)
+    model = fit_cost_model(history.samples, catalog.planner.speeds)
+    inputs = plan_inputs(history, model, settings, catalog, workers=workers, workload=workload)
+    return PlanContext(inputs=inputs, history=history, from_workload=workload is not None)
+
+
+def run_scenario(inputs: PlanInputs, scenario: Scenario) -> ScenarioOutcome:
+    """Steps 2-5 for one scenario: replay, price, break-evens, workers for its latency goal."""
+    sim = simulate(inputs, scenario)
+    needed = workers_needed(inputs, sim) if scenario.latency_goal_s is not None else None
+    return ScenarioOutcome(
+        figures=figures(sim, inputs.workload.span_s),
+        breakevens=breakevens(inputs, sim),
+        workers_needed=needed,
+    )
+
+
+def assemble(
+    context: PlanContext, baseline: ScenarioOutcome, outcomes: Sequence[ScenarioOutcome]
+) -> PlanReport:
+    """The report: the baseline, the scenarios, the evidence and (from the ledger) the backtest."""
+    actual = context.history.actuals
+    replayed = baseline.figures
+    return PlanReport(
+        baseline=replayed,
+        scenarios=tuple(o.figures for o in outcomes),
+        workers_needed={o.figures.name: o.workers_needed for o in outcomes if o.workers_needed is not None},
+        breakevens={o.figures.name: o.breakevens for o in outcomes},
+        evidence=evidence(context.inputs),
+        backtest=(
+            {}
+            if context.from_workload
+            else backtest(actual.total, replayed.render_total, actual.by_preset, replayed.by_preset)
+        ),
+    )
+
+
 def plan_from_database(
     engine: Engine,
     settings: Settings,
@@ -101,23 +168,10 @@ def plan_from_database(
     workload: Workload | None = None,
     workers: int = 1,
 ) -> PlanReport:
-    """The plan over the history of ``[since, until)`` (or ``workload``, calibrated on that history)."""
-    history = read_history(engine, since, until)
-    model = fit_cost_model(history.samples, catalog.planner.speeds)
-    inputs = plan_inputs(history, model, settings, catalog, workers=workers, workload=workload)
-    report = make_plan(inputs, scenarios)
-    if workload is not None:
-        return report
-    actual = history.actuals
-    replayed = report.baseline
-    return PlanReport(
-        baseline=report.baseline,
-        scenarios=report.scenarios,
-        workers_needed=report.workers_needed,
-        breakevens=report.breakevens,
-        evidence={**report.evidence, "fit": fit_report(model)},
-        backtest=backtest(actual.total, replayed.render_total, actual.by_preset, replayed.by_preset),
-    )
+    """The whole plan in one call (``POST /v1/plan``; the CLI runs the steps itself to show progress)."""
+    context = prepare(engine, settings, catalog, since=since, until=until, workload=workload, workers=workers)
+    baseline = run_scenario(context.inputs, Scenario(name=AS_IS))
+    return assemble(context, baseline, [run_scenario(context.inputs, s) for s in scenarios])
 
 
 def plan_inputs(
@@ -144,28 +198,6 @@ def plan_inputs(
         max_batch=settings.max_batch_size,
         max_wait_ms=settings.max_wait_ms,
         aging_s=settings.aging_seconds,
-    )
-
-
-def make_plan(inputs: PlanInputs, scenarios: Sequence[Scenario]) -> PlanReport:
-    """Simulate the baseline and ``scenarios`` over ``inputs``."""
-    span = inputs.workload.span_s
-    baseline = figures(simulate(inputs, Scenario(name=AS_IS)), span)
-    results: list[ScenarioFigures] = []
-    needed: dict[str, WorkersNeeded] = {}
-    evens: dict[str, dict[str, Any]] = {}
-    for scenario in scenarios:
-        sim = simulate(inputs, scenario)
-        results.append(figures(sim, span))
-        evens[scenario.name] = breakevens(inputs, sim)
-        if scenario.latency_goal_s is not None:
-            needed[scenario.name] = workers_needed(inputs, sim)
-    return PlanReport(
-        baseline=baseline,
-        scenarios=tuple(results),
-        workers_needed=needed,
-        breakevens=evens,
-        evidence=evidence(inputs),
     )
 
 
