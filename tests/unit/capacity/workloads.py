@@ -44,9 +44,14 @@ MIXED: tuple[dict[str, Any], ...] = (
 
 
 def render(
-    client: Client, headers: dict[str, str], items: Sequence[dict[str, Any]], *, pace_s: float
+    client: Client,
+    headers: dict[str, str],
+    items: Sequence[dict[str, Any]],
+    *,
+    pace_s: float,
+    wait: bool = True,
 ) -> list[str]:
-    """Submit ``items`` ``pace_s`` apart; wait for every job; return their ids."""
+    """Submit ``items`` ``pace_s`` apart; wait for every job (unless ``wait=False``); return their ids."""
     ids: list[str] = []
     for item in items:
         body = {k: v for k, v in item.items() if k != "class"}
@@ -55,7 +60,7 @@ def render(
         assert response.status_code in (200, 202), response.text
         ids.append(response.json()["id"])
         time.sleep(pace_s)
-    for job_id in ids:
+    for job_id in ids if wait else ():
         wait_done(client, headers, job_id)
     return ids
 
