@@ -19,7 +19,7 @@ from sqlalchemy import Engine, text
 
 from rendercost.admission.services import alert_counter, build_governance
 from rendercost.api import result_cache as api_result_cache
-from rendercost.api import routes_costs, routes_images, routes_jobs, routes_ops
+from rendercost.api import routes_costs, routes_images, routes_jobs, routes_ops, routes_plan
 from rendercost.api.deps import ApiServices, ReadinessCheck
 from rendercost.api.errors import install_error_handlers
 from rendercost.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
@@ -150,4 +150,5 @@ def create_app(services: ApiServices, *, run_webhooks: bool = True) -> FastAPI:
     app.include_router(routes_ops.router)
     app.include_router(routes_costs.router)
     app.include_router(api_result_cache.router)
+    app.include_router(routes_plan.router)
     return app
