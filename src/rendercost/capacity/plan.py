@@ -64,6 +64,7 @@ class PlanReport:
     scenarios: tuple[ScenarioFigures, ...]  # the what-ifs, in the order asked
     workers_needed: dict[str, WorkersNeeded]  # by scenario name, where a goal was given
     breakevens: dict[str, dict[str, Any]]  # by scenario name
+    keda: dict[str, dict[str, Any]]  # by scenario name: the worker pool's ScaledObject values
     evidence: dict[str, Any]  # window, samples, fit errors, price table date, speeds used
     backtest: dict[str, Any] = field(default_factory=dict)  # as-is replay vs the ledger's render lines
 
@@ -85,6 +86,7 @@ class PlanReport:
                         self.workers_needed[s.name].to_dict() if s.name in self.workers_needed else None
                     ),
                     "breakevens": self.breakevens.get(s.name, {}),
+                    "keda": self.keda.get(s.name),
                 }
                 for s in self.scenarios
             ],
@@ -107,6 +109,7 @@ class ScenarioOutcome:
     figures: ScenarioFigures
     breakevens: dict[str, Any]
     workers_needed: WorkersNeeded | None
+    keda: dict[str, Any]  # ScaledObject values for this scenario's worker pool
 
 
 def prepare(
@@ -134,6 +137,7 @@ def run_scenario(inputs: PlanInputs, scenario: Scenario) -> ScenarioOutcome:
         figures=figures(sim, inputs.workload.span_s),
         breakevens=breakevens(inputs, sim),
         workers_needed=needed,
+        keda=keda_values(sim, needed),
     )
 
 
@@ -148,6 +152,7 @@ def assemble(
         scenarios=tuple(o.figures for o in outcomes),
         workers_needed={o.figures.name: o.workers_needed for o in outcomes if o.workers_needed is not None},
         breakevens={o.figures.name: o.breakevens for o in outcomes},
+        keda={o.figures.name: o.keda for o in outcomes},
         evidence=evidence(context.inputs),
         backtest=(
             {}
@@ -199,6 +204,25 @@ def plan_inputs(
         max_wait_ms=settings.max_wait_ms,
         aging_s=settings.aging_seconds,
     )
+
+
+def keda_values(sim: Simulation, needed: WorkersNeeded | None) -> dict[str, Any]:
+    """What the fleet chart's KEDA ScaledObject needs for this scenario: the postgresql trigger's target
+    (queued jobs per worker; from the latency goal when there is one) and the replica bounds. Empty for
+    a serverless scenario: the provider scales those workers, not the chart."""
+    scenario = sim.scenario
+    if sim.pricing == "serverless":
+        return {}
+    scaled = scenario.autoscale
+    per_worker = needed.jobs_per_worker if needed is not None else scenario.jobs_per_worker
+    replicas = needed.confirmed if needed is not None else sim.replay.peak_workers
+    return {
+        "trigger": "postgresql",
+        "targetQueryValue": str(per_worker),
+        "minReplicaCount": scenario.min_workers if scaled else replicas,
+        "maxReplicaCount": max(scenario.max_workers, replicas) if scaled else replicas,
+        "cooldownPeriod": int(scenario.idle_tail_s),
+    }
 
 
 def workers_needed(inputs: PlanInputs, sim: Simulation) -> WorkersNeeded:

@@ -53,6 +53,12 @@ def test_plan_json_has_the_baseline_the_flag_scenario_and_its_change(history: tu
     assert Decimal(change["after"]) - Decimal(change["before"]) == Decimal(change["change"])
     assert what_if["workers_needed"]["confirmed"] >= 1 and what_if["workers_needed"]["met"]
     assert int(what_if["workers_needed"]["keda"]["targetQueryValue"]) >= 1
+    keda = what_if["keda"]
+    assert (
+        keda["trigger"] == "postgresql"
+        and keda["targetQueryValue"] == what_if["workers_needed"]["keda"]["targetQueryValue"]
+    )
+    assert keda["minReplicaCount"] == keda["maxReplicaCount"] == what_if["workers_needed"]["confirmed"]
     assert "spot_stops_paying_above_interruptions_per_hour" in what_if["breakevens"]
     assert plan["evidence"]["price_table"]["as_of"] == "2025-11-15"
 

@@ -10,6 +10,7 @@ import pytest
 
 from rendercost.capacity.history import read_history
 from rendercost.capacity.plan import plan_from_database
+from rendercost.capacity.scenario import Scenario
 from rendercost.ledger.catalog import PriceCatalog
 from tests.unit.api.conftest import ApiFactory
 from tests.unit.capacity.workloads import MIXED, render
@@ -46,3 +47,33 @@ def test_the_as_is_replay_reproduces_the_ledger(rendered: tuple[object, datetime
         assert abs(row["error"]) < 0.001, (preset, row)
     assert report.baseline.evidence == "measured"
     assert Decimal(report.to_dict()["baseline"]["cost_usd"]) == report.baseline.cost
+
+
+def test_scenarios_carry_their_break_evens_and_keda_values(
+    rendered: tuple[object, datetime, datetime],
+) -> None:
+    api, since, until = rendered
+    server = api.server  # type: ignore[attr-defined]
+    scenarios = (
+        Scenario(name="auto", device="l4", autoscale=True, min_workers=0, max_workers=3, jobs_per_worker=2),
+        Scenario(name="runpod", pricing="serverless", serverless="runpod-flex-24gb"),
+        Scenario(name="reserved", device="l4", pricing="reserved", commit_upfront=Decimal(100)),
+        Scenario(name="spot", device="l4", pricing="spot"),
+    )
+    report = plan_from_database(
+        server.engine, server.settings, PriceCatalog.load(), since=since, until=until, scenarios=scenarios
+    )
+    plan = {s["name"]: s for s in report.to_dict()["scenarios"]}
+    auto = plan["auto"]["keda"]
+    assert (auto["targetQueryValue"], auto["minReplicaCount"], auto["maxReplicaCount"]) == ("2", 0, 3)
+    assert plan["runpod"]["keda"] == {} and plan["runpod"]["pricing"] == "serverless"
+    runpod = plan["runpod"]["breakevens"]
+    assert runpod["cold_start_s"] == 20.0 and runpod["serverless_usd_per_hour"] == "0.68400"
+    # one-image bursts of milliseconds each pay a 20 s cold start: dedicated wins almost at once
+    assert 0 < runpod["dedicated_beats_serverless_above_utilization"] < 0.01
+    reserved = plan["reserved"]["breakevens"]
+    # 100 USD upfront / (587.50 - 370.11) USD saved per 730-hour month = 0.46 months
+    assert reserved["months_until_commitment_pays"] == "0.46"
+    spot = plan["spot"]["breakevens"]
+    assert spot["spot_stops_paying_above_interruptions_per_hour"] > 0
+    assert all(s.cost > 0 for s in report.scenarios)
