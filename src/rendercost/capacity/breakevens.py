@@ -58,8 +58,7 @@ def _serverless(inputs: PlanInputs, sim: Simulation) -> dict[str, Any]:
 
 def _commitment(inputs: PlanInputs, sim: Simulation) -> dict[str, Any]:
     on_demand = inputs.catalog.device_price(sim.device, "on_demand", sim.scenario.region)
-    billed_hours = dedicated_bill(sim.replay.sessions, on_demand).billed_s / 3600.0
-    month = Decimal(repr(HOURS_PER_MONTH / max(billed_hours, 1e-9)))
+    month = Decimal(repr(HOURS_PER_MONTH * 3600.0 / sim.window_s))  # windows per month
     on_demand_monthly = dedicated_bill(sim.replay.sessions, on_demand).cost * month
     committed_monthly = sim.fleet_cost * month
     months = commitment_payback_months(on_demand_monthly, committed_monthly, sim.scenario.commit_upfront)

@@ -100,7 +100,9 @@ def figures(sim: Simulation, span_s: float) -> ScenarioFigures:
         evidence=sim.evidence,
         price_as_of=sim.price_as_of,
         cost=sim.total,
-        cost_per_month=quantize(sim.total * SECONDS_PER_MONTH / Decimal(repr(max(span_s, 1.0)))),
+        cost_per_month=quantize(
+            sim.total * SECONDS_PER_MONTH / Decimal(repr(max(span_s, sim.window_s, 1.0)))
+        ),
         allocated=sim.allocated_cost,
         idle=max(sim.fleet_cost - sim.allocated_cost, ZERO),
         storage=sim.storage_cost,

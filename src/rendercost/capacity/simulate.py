@@ -11,7 +11,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
-from rendercost.capacity.billing import FleetBill, committed_cost, cost_of, dedicated_bill, serverless_bill
+from rendercost.capacity.billing import (
+    DEDICATED_MINIMUM_S,
+    FleetBill,
+    committed_cost,
+    cost_of,
+    dedicated_bill,
+    serverless_bill,
+)
 from rendercost.capacity.caching import CacheView, cache_view
 from rendercost.capacity.costmodel import INFERRED, MEASURED, CostModel
 from rendercost.capacity.history import storage_cost
@@ -61,6 +68,7 @@ class Simulation:
     images: int  # images delivered (cache answers included)
     rendered_images: int  # images rendered
     evidence: str  # measured or inferred
+    window_s: float  # wall-clock seconds the bill covers (the window, the drain, minimum billing)
     price_as_of: str  # date of the price used
     cache: CacheView  # hits modelled
 
@@ -106,6 +114,7 @@ def simulate(inputs: PlanInputs, scenario: Scenario, *, workers: int | None = No
         images=sum(a.n for a in arrivals),
         rendered_images=sum(rendered),
         evidence=evidence,
+        window_s=_billed_window(result, dedicated=offer is None),
         price_as_of=offer.as_of if offer is not None else inputs.catalog.as_of,
         cache=view,
     )
@@ -208,11 +217,16 @@ def _bill(
     bill = dedicated_bill(result.sessions, price)
     if pricing != "commitment":
         return price, bill
-    cost = committed_cost(
-        bill.cost, bill.billed_s / 3600.0, scenario.commit_usd_per_hour, scenario.commit_discount
-    )
+    wall_hours = _billed_window(result, dedicated=True) / 3600.0  # paid for every hour, per fleet
+    cost = committed_cost(bill.cost, wall_hours, scenario.commit_usd_per_hour, scenario.commit_discount)
     hours = Decimal(repr(bill.billed_s)) / SECONDS_PER_HOUR
     return (cost / hours if hours else price), FleetBill(cost=cost, billed_s=bill.billed_s)
+
+
+def _billed_window(result: ReplayResult, *, dedicated: bool) -> float:
+    """The wall-clock time a bill covers: the replay's end, or a session's minimum billed minute."""
+    longest = max((s.end - s.start for s in result.sessions), default=0.0)
+    return max(result.end_s, max(longest, DEDICATED_MINIMUM_S) if dedicated else longest)
 
 
 def _stored(inputs: PlanInputs, view: CacheView) -> list[Decimal]:
