@@ -1,6 +1,6 @@
 """``POST /v1/plan`` (admin key): the capacity plan, the same JSON document as ``rendercost plan --json``.
 
-Body: ``{"since": ISO time, "until": ISO time, "history_workers": 1, "scenarios": [{...}, ...]}``; each
+Body: ``{"since": ISO time, "until": ISO time, "history_workers": N, "scenarios": [{...}, ...]}``; each
 scenario takes the keys of a ``[[scenario]]`` table (``capacity.scenario``). ``since`` defaults to 30
 days before ``until``, ``until`` to now. A bad scenario or an empty window is a 400 with its code.
 """
@@ -25,7 +25,11 @@ DEFAULT_WINDOW = timedelta(days=30)
 class PlanIn(BaseModel):
     since: datetime | None = Field(default=None, description="History start (default: 30 days before until).")
     until: datetime | None = Field(default=None, description="History end (default: now).")
-    history_workers: int = Field(default=1, ge=1, description="Devices the history ran on.")
+    history_workers: int | None = Field(
+        default=None,
+        ge=1,
+        description="Devices the history ran on (default: those whose idle time is metered).",
+    )
     scenarios: list[dict[str, Any]] = Field(
         default_factory=list, description="What-ifs, as [[scenario]] tables."
     )

@@ -23,6 +23,7 @@ from rendercost.capacity.workload import Arrival, Workload
 from rendercost.domain.costs import DEVICE_STAGES, Stage
 from rendercost.domain.jobs import JobState
 from rendercost.domain.money import ZERO
+from rendercost.domain.specs import Priority
 from rendercost.errors import InvalidRequest
 from rendercost.ledger.tables import cost_lines
 from rendercost.queue.codec import decode_payload
@@ -54,6 +55,7 @@ class LedgerActuals:
     by_preset: Mapping[str, Decimal]  # USD of render lines per preset
     idle_cost: Decimal  # USD of idle lines written in the window
     idle_seconds: float  # their device-seconds
+    devices: int  # distinct devices whose idle lines are in the window (0 when none metered idle time)
     busy_seconds: float  # device-seconds of render lines
     storage_cost: Decimal  # USD of storage lines
     rewrite_cost: Decimal  # USD of prompt_rewrite lines
@@ -115,7 +117,7 @@ class _JobView:
     width: int
     height: int
     n: int
-    priority: Any
+    priority: Priority
     model: str
     prompt: str
     seed: int
@@ -210,6 +212,7 @@ def _actuals(lines: list[RowMapping], idle: list[RowMapping], specs: Mapping[str
         by_preset=dict(by_preset),
         idle_cost=sum((line["cost"] for line in idle), ZERO),
         idle_seconds=sum(float(line["device_seconds"]) for line in idle),
+        devices=len({str((line["details"] or {}).get("worker", "")) for line in idle}),
         busy_seconds=sum(float(line["device_seconds"]) for line in device),
         storage_cost=sum((line["cost"] for line in lines if line["stage"] == "storage"), ZERO),
         rewrite_cost=sum((line["cost"] for line in lines if line["stage"] == "prompt_rewrite"), ZERO),

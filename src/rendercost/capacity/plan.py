@@ -120,7 +120,7 @@ def prepare(
     since: datetime,
     until: datetime,
     workload: Workload | None = None,
-    workers: int = 1,
+    workers: int | None = None,
 ) -> PlanContext:
     """Step 1: read ``[since, until)`` and fit the cost model (``workload`` replaces the arrivals)."""
     history = read_history(engine, since, until)
@@ -171,7 +171,7 @@ def plan_from_database(
     until: datetime,
     scenarios: Sequence[Scenario],
     workload: Workload | None = None,
-    workers: int = 1,
+    workers: int | None = None,
 ) -> PlanReport:
     """The whole plan in one call (``POST /v1/plan``; the CLI runs the steps itself to show progress)."""
     context = prepare(engine, settings, catalog, since=since, until=until, workload=workload, workers=workers)
@@ -185,12 +185,14 @@ def plan_inputs(
     settings: Settings,
     catalog: PriceCatalog,
     *,
-    workers: int = 1,
+    workers: int | None = None,
     workload: Workload | None = None,
 ) -> PlanInputs:
-    """What every scenario shares, from a history (and optionally a workload replacing its arrivals)."""
+    """What every scenario shares, from a history (and optionally a workload replacing its arrivals).
+    ``workers`` (the as-is fleet) defaults to the devices whose idle lines are in the window, else 1."""
     actual = history.actuals
     jobs = max(len(history.workload.arrivals), 1)
+    workers = workers or actual.devices or 1  # the devices that metered idle time, unless told
     return PlanInputs(
         workload=workload or history.workload,
         model=model,

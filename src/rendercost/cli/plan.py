@@ -60,7 +60,10 @@ def plan(
     latency_goal: Annotated[float | None, Opt("--latency-goal", help="p95 queue wait goal, seconds.")] = None,
     commit: Annotated[str | None, Opt("--commit-usd-per-hour", help="Savings-plan commitment.")] = None,
     upfront: Annotated[str | None, Opt("--upfront", help="Commitment paid upfront, USD.")] = None,
-    history_workers: Annotated[int, Opt("--history-workers", help="Devices the history ran on.")] = 1,
+    history_workers: Annotated[
+        int | None,
+        Opt("--history-workers", help="Devices the history ran on (default: those in the ledger)."),
+    ] = None,
     as_json: Annotated[bool, Opt("--json", help="Print the plan as JSON.")] = False,
     as_csv: Annotated[bool, Opt("--csv", help="Print one CSV row per scenario.")] = False,
 ) -> None:
@@ -125,7 +128,7 @@ def _run(
     end: datetime,
     workload_path: Path | None,
     scenarios: list[Scenario],
-    history_workers: int,
+    history_workers: int | None,
     *,
     progress: bool,
 ) -> PlanReport:

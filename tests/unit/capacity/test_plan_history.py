@@ -77,3 +77,25 @@ def test_scenarios_carry_their_break_evens_and_keda_values(
     spot = plan["spot"]["breakevens"]
     assert spot["spot_stops_paying_above_interruptions_per_hour"] > 0
     assert all(s.cost > 0 for s in report.scenarios)
+
+
+def test_the_as_is_fleet_is_the_devices_that_metered_idle_time(
+    rendered: tuple[object, datetime, datetime],
+) -> None:
+    from rendercost.ledger.idle import IdleRecorder
+
+    api, since, _ = rendered
+    server = api.server  # type: ignore[attr-defined]
+    for worker in ("gpu-a", "gpu-b"):
+        recorder = IdleRecorder(
+            server.engine, worker_id=worker, usd_per_hour=Decimal("0.1785"), device_type="cpu"
+        )
+        recorder.add(5.0)
+        recorder.flush()
+    later = datetime.now(UTC) + timedelta(seconds=1)
+    history = read_history(server.engine, since, later)
+    assert history.actuals.devices == 2 and history.actuals.idle_seconds == 10.0
+    report = plan_from_database(
+        server.engine, server.settings, PriceCatalog.load(), since=since, until=later, scenarios=()
+    )
+    assert report.baseline.workers == 2  # the as-is replay runs the two devices the ledger saw
