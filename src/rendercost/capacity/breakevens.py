@@ -38,7 +38,7 @@ def breakevens(inputs: PlanInputs, sim: Simulation) -> dict[str, Any]:
 
 def _serverless(inputs: PlanInputs, sim: Simulation) -> dict[str, Any]:
     offer = inputs.catalog.planner.serverless[str(sim.scenario.serverless)]
-    dedicated = inputs.catalog.device_price(offer.device, "on_demand", sim.scenario.region)
+    dedicated = inputs.catalog.device_price(offer.device, "on_demand", inputs.region_of(sim.scenario))
     sessions = sim.replay.sessions
     burst = sim.replay.busy_s / len(sessions) if sessions else 0.0
     cold = offer.cold_start_s if offer.bills_cold_start else 0.0
@@ -57,7 +57,7 @@ def _serverless(inputs: PlanInputs, sim: Simulation) -> dict[str, Any]:
 
 
 def _commitment(inputs: PlanInputs, sim: Simulation) -> dict[str, Any]:
-    on_demand = inputs.catalog.device_price(sim.device, "on_demand", sim.scenario.region)
+    on_demand = inputs.catalog.device_price(sim.device, "on_demand", inputs.region_of(sim.scenario))
     month = Decimal(repr(HOURS_PER_MONTH * 3600.0 / sim.window_s))  # windows per month
     on_demand_monthly = dedicated_bill(sim.replay.sessions, on_demand).cost * month
     committed_monthly = sim.fleet_cost * month
@@ -71,7 +71,7 @@ def _commitment(inputs: PlanInputs, sim: Simulation) -> dict[str, Any]:
 
 
 def _spot(inputs: PlanInputs, sim: Simulation) -> dict[str, Any]:
-    on_demand = inputs.catalog.device_price(sim.device, "on_demand", sim.scenario.region)
+    on_demand = inputs.catalog.device_price(sim.device, "on_demand", inputs.region_of(sim.scenario))
     result = sim.replay
     if result.interruptions:
         lost = result.wasted_s / result.interruptions

@@ -205,6 +205,8 @@ def plan_inputs(
         max_batch=settings.max_batch_size,
         max_wait_ms=settings.max_wait_ms,
         aging_s=settings.aging_seconds,
+        region=settings.region,
+        usd_per_hour=actual.usd_per_hour or None,
     )
 
 

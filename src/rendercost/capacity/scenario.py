@@ -42,7 +42,7 @@ class Scenario:
     name: str  # shown in the output
     device: str | None = None  # catalog device type
     pricing: str | None = None  # one of PRICING
-    region: str = "us-east-1"  # catalog region
+    region: str | None = None  # catalog region (None: the server's configured region)
     workers: int | None = None  # fixed fleet size
     autoscale: bool = False  # scale on queue depth instead
     min_workers: int = 0  # autoscale bounds

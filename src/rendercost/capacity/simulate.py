@@ -48,6 +48,12 @@ class PlanInputs:
     max_batch: int  # the history's batching
     max_wait_ms: int
     aging_s: float
+    region: str = "us-east-1"  # the server's configured region (settings.region)
+    usd_per_hour: Decimal | None = None  # the device-hour price the history was billed at
+
+    def region_of(self, scenario: Scenario) -> str:
+        """The catalog region a scenario is priced in."""
+        return scenario.region or self.region
 
 
 @dataclass(frozen=True)
@@ -213,7 +219,11 @@ def _bill(
     if offer is not None:
         return offer.usd_per_second * SECONDS_PER_HOUR, serverless_bill(result.sessions, offer)
     bought = "on_demand" if pricing == "commitment" else pricing
-    price = inputs.catalog.device_price(device, bought, scenario.region)
+    as_billed = (device, bought, scenario.region) == (inputs.device, inputs.pricing, None)
+    if as_billed and inputs.usd_per_hour:
+        price = inputs.usd_per_hour  # what the ledger paid (your own catalog, your region)
+    else:
+        price = inputs.catalog.device_price(device, bought, inputs.region_of(scenario))
     bill = dedicated_bill(result.sessions, price)
     if pricing != "commitment":
         return price, bill

@@ -12,6 +12,7 @@ from rendercost.capacity.history import read_history
 from rendercost.capacity.plan import plan_from_database
 from rendercost.capacity.scenario import Scenario
 from rendercost.ledger.catalog import PriceCatalog
+from rendercost.settings import Settings
 from tests.unit.api.conftest import ApiFactory
 from tests.unit.capacity.workloads import MIXED, render
 
@@ -99,3 +100,19 @@ def test_the_as_is_fleet_is_the_devices_that_metered_idle_time(
         server.engine, server.settings, PriceCatalog.load(), since=since, until=later, scenarios=()
     )
     assert report.baseline.workers == 2  # the as-is replay runs the two devices the ledger saw
+
+
+def test_the_as_is_replay_prices_at_what_the_ledger_paid(make_api: ApiFactory) -> None:
+    api = make_api(max_batch_size=1, region="eu-west-1")  # lines at the eu-west-1 price, 0.2016 USD/h
+    admin = {"Authorization": f"Bearer {api.server.admin_key.secret}"}  # type: ignore[union-attr]
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    render(api.client, admin, MIXED[:4], pace_s=0.0)
+    planner = Settings(data_dir=api.server.settings.data_dir, max_batch_size=1, max_wait_ms=0)  # us-east-1
+    report = plan_from_database(
+        api.server.engine, planner, PriceCatalog.load(), since=since, until=datetime.now(UTC),
+        scenarios=(Scenario(name="eu", region="eu-west-1"), Scenario(name="us", region="us-east-1")),
+    )  # fmt: skip
+    assert abs(report.backtest["error"]) < 0.001, report.backtest
+    eu, us = report.scenarios
+    assert eu.allocated == report.baseline.allocated
+    assert us.allocated == (eu.allocated * Decimal("0.1785") / Decimal("0.2016")).quantize(Decimal("1e-10"))
