@@ -41,7 +41,8 @@ pytestmark = pytest.mark.slow
 
 PACE_S = 0.1  # seconds between submissions within a chunk: the simulated arrival times
 CHUNK = 2  # requests rendered by one run before the other renders them
-WORKLOAD = MIXED + MIXED[::2]  # a second pass over half of it: more repeats
+RESEEDED = tuple({**item, "seed": item["seed"] + 100} for item in MIXED)  # same shapes, new images
+WORKLOAD = MIXED + RESEEDED + MIXED[::2]  # 40 requests; the last 8 (and 4 inside MIXED) are repeats
 SETTINGS: dict[str, Any] = {"default_size": "64x64", "max_wait_ms": 0, "max_batch_size": 4}
 
 
