@@ -39,7 +39,9 @@ def plan(
     ] = None,
     until: Annotated[str | None, Opt("--until", help="History end, ISO 8601 UTC (default: now).")] = None,
     workload: Annotated[Path | None, Opt("--workload", help="JSONL arrivals to replay instead.")] = None,
-    scenarios: Annotated[Path | None, Opt("--scenarios", help="TOML file of [[scenario]] tables.")] = None,
+    scenarios: Annotated[
+        Path | None, Opt("--scenarios", help="TOML file, one scenario table per what-if (README: Plan).")
+    ] = None,
     name: Annotated[str, Opt("--name", help="Name of the scenario the flags describe.")] = "what-if",
     device: Annotated[str | None, Opt("--device", help="Catalog device type, e.g. l4.")] = None,
     pricing: Annotated[
