@@ -73,10 +73,11 @@ class PlanReport:
         return {
             "evidence": self.evidence,
             "backtest": self.backtest,
-            "baseline": base.to_dict(),
+            "baseline": {**base.to_dict(), "provenance": self.provenance(base)},
             "scenarios": [
                 {
                     **s.to_dict(),
+                    "provenance": self.provenance(s),
                     "vs_baseline": {
                         "cost_usd": change(base.cost, s.cost),
                         "cost_per_month_usd": change(base.cost_per_month, s.cost_per_month),
@@ -90,6 +91,19 @@ class PlanReport:
                 }
                 for s in self.scenarios
             ],
+        }
+
+    def provenance(self, figures: ScenarioFigures) -> dict[str, Any]:
+        """What one scenario's figures rest on: the window, the samples, the evidence, the price date,
+        and for a device the history never ran on, the relative speed used and its source."""
+        speeds = self.evidence.get("speeds", {})
+        measured = figures.device in self.evidence.get("measured_devices", [])
+        return {
+            "window": self.evidence.get("window"),
+            "calibration_samples": self.evidence.get("calibration_samples"),
+            "evidence": figures.evidence,
+            "price_as_of": figures.price_as_of,
+            "device_speed": None if measured else speeds.get(figures.device),
         }
 
 

@@ -61,6 +61,11 @@ def test_plan_json_has_the_baseline_the_flag_scenario_and_its_change(history: tu
     assert keda["minReplicaCount"] == keda["maxReplicaCount"] == what_if["workers_needed"]["confirmed"]
     assert "spot_stops_paying_above_interruptions_per_hour" in what_if["breakevens"]
     assert plan["evidence"]["price_table"]["as_of"] == "2025-11-15"
+    provenance = what_if["provenance"]
+    assert provenance["evidence"] == "inferred" and provenance["price_as_of"] == "2025-11-15"
+    assert provenance["calibration_samples"] > 0 and provenance["window"].startswith("ledger ")
+    assert provenance["device_speed"]["relative"] == 1.0 and "L4" in provenance["device_speed"]["source"]
+    assert plan["baseline"]["provenance"]["device_speed"] is None  # measured: no speed ratio used
 
 
 def test_plan_csv_and_table(history: tuple[Path, str, str], tmp_path: Path) -> None:
