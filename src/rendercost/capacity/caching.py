@@ -2,7 +2,8 @@
 cache answers it.
 
 - Routing: ``routes`` maps a render class to a preset (``draft -> lightning``); others keep theirs.
-- ``caches=None``: the hits the history saw (the ledger's result-cache and embedding-cache lines).
+- ``caches=None``: the hits the history saw (the ledger's result-cache and embedding-cache lines); for
+  a workload file, which has none to show, hits modelled from repeats as with ``caches=True``.
 - ``caches=True``: hits modelled from repeats: an arrival whose (model, preset after routing, size,
   n, prompt, seed) came before is an exact-result hit; one whose (model, prompt) came before reuses
   the text embeddings. Arrivals without a seed or prompt never hit.
@@ -42,7 +43,7 @@ def cache_view(workload: Workload, routes: Mapping[str, str], caches: bool | Non
     routed = [replace(a, preset=routes.get(a.render_class, a.preset)) for a in workload.arrivals]
     presets = tuple(a.preset for a in routed)
     priorities = tuple(a.priority for a in routed)
-    if caches is None:
+    if caches is None and workload.observed_cache:
         return CacheView(
             presets,
             priorities,
@@ -50,7 +51,7 @@ def cache_view(workload: Workload, routes: Mapping[str, str], caches: bool | Non
             tuple(a.embedding_hit for a in routed),
             "history",
         )
-    if not caches:
+    if caches is False:
         none = tuple(False for _ in routed)
         return CacheView(presets, priorities, none, none, "off")
     seen: set[tuple[object, ...]] = set()

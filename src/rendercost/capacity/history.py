@@ -99,6 +99,7 @@ def read_history(engine: Engine, since: datetime, until: datetime) -> History:
         span_s=(until - since).total_seconds(),
         source=f"ledger {since.isoformat()}..{until.isoformat()}",
         start=since,
+        observed_cache=True,
     )
     return History(
         workload=workload,

@@ -62,6 +62,7 @@ class Workload:
     span_s: float  # window length in seconds (>= the last arrival)
     source: str  # "ledger <since>..<until>" or "file <path>"
     start: datetime | None = None  # wall-clock start of the window, when known
+    observed_cache: bool = False  # arrivals carry the cache hits the history saw (a file's do not)
 
     @property
     def images(self) -> int:

@@ -106,4 +106,5 @@ def test_caches_on_model_hits_from_repeats_after_routing(tmp_path: Path) -> None
     assert routed.hits == (False, True, False, False, False)  # no seed: never an exact repeat
     assert routed.embedding_hits == (False, True, True, False, True)
     assert cache_view(workload, {}, caches=True).hits == (False, False, False, False, False)
+    assert cache_view(workload, {}, caches=None) == cache_view(workload, {}, caches=True)  # a file: modelled
     assert cache_view(workload, {}, caches=False).embedding_hits == (False,) * 5
