@@ -116,3 +116,18 @@ def test_the_as_is_replay_prices_at_what_the_ledger_paid(make_api: ApiFactory) -
     eu, us = report.scenarios
     assert eu.allocated == report.baseline.allocated
     assert us.allocated == (eu.allocated * Decimal("0.1785") / Decimal("0.2016")).quantize(Decimal("1e-10"))
+
+
+def test_the_backtest_holds_on_sqlite_and_postgresql(db_url: str, make_api: ApiFactory) -> None:
+    """(``db_url`` first: the database outlives the server, whose idle meter writes on shutdown.)"""
+    api = make_api(max_batch_size=1, database_url=db_url)
+    admin = {"Authorization": f"Bearer {api.server.admin_key.secret}"}  # type: ignore[union-attr]
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    render(api.client, admin, MIXED, pace_s=0.0)
+    report = plan_from_database(
+        api.server.engine, api.server.settings, PriceCatalog.load(), since=since, until=datetime.now(UTC),
+        scenarios=(Scenario(name="l4", device="l4", routes={"draft": "lightning"}, caches=True),),
+    )  # fmt: skip
+    assert abs(report.backtest["error"]) < 0.001, report.backtest
+    assert report.baseline.result_hit_rate == 0.25  # 4 of the 16 requests repeat an earlier one
+    assert report.scenarios[0].result_hit_rate == 0.25
