@@ -5,8 +5,9 @@ cache answers it.
 - ``caches=None``: the hits the history saw (the ledger's result-cache and embedding-cache lines); for
   a workload file, which has none to show, hits modelled from repeats as with ``caches=True``.
 - ``caches=True``: hits modelled from repeats: an arrival whose (model, preset after routing, size,
-  n, prompt, seed) came before is an exact-result hit; one whose (model, prompt) came before reuses
-  the text embeddings. Arrivals without a seed or prompt never hit.
+  n, prompt, seed) came before is an exact-result hit; one whose (model, preset, prompt) came before
+  reuses the text embeddings (the runner keys them on CFG and the preset's LoRA too). Arrivals without
+  a seed or prompt never hit.
 - ``caches=False``: no hits.
 """
 
@@ -55,7 +56,7 @@ def cache_view(workload: Workload, routes: Mapping[str, str], caches: bool | Non
         none = tuple(False for _ in routed)
         return CacheView(presets, priorities, none, none, "off")
     seen: set[tuple[object, ...]] = set()
-    prompts: set[tuple[str, str]] = set()
+    prompts: set[tuple[str, str, str]] = set()
     hits: list[bool] = []
     embedding: list[bool] = []
     for arrival in routed:
@@ -63,7 +64,7 @@ def cache_view(workload: Workload, routes: Mapping[str, str], caches: bool | Non
         hits.append(key is not None and key in seen)
         if key is not None:
             seen.add(key)
-        prompt = (arrival.model, arrival.prompt)
+        prompt = (arrival.model, arrival.preset, arrival.prompt)
         embedding.append(bool(arrival.prompt) and prompt in prompts)
         prompts.add(prompt)
     return CacheView(presets, priorities, tuple(hits), tuple(embedding), "modelled from repeats")

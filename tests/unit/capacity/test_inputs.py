@@ -104,7 +104,7 @@ def test_caches_on_model_hits_from_repeats_after_routing(tmp_path: Path) -> None
     routed = cache_view(workload, {"draft": "lightning"}, caches=True)
     assert routed.presets[:2] == ("lightning", "lightning")
     assert routed.hits == (False, True, False, False, False)  # no seed: never an exact repeat
-    assert routed.embedding_hits == (False, True, True, False, True)
+    assert routed.embedding_hits == (False, True, False, False, True)  # "a" on speed is a new encode
     assert cache_view(workload, {}, caches=True).hits == (False, False, False, False, False)
     assert cache_view(workload, {}, caches=None) == cache_view(workload, {}, caches=True)  # a file: modelled
     assert cache_view(workload, {}, caches=False).embedding_hits == (False,) * 5
