@@ -49,9 +49,9 @@ lock:
 # Known advisories in every locked package (PyPI's advisory data; needs https://pypi.org). torch comes
 # from TORCH_SPEC, outside the lock: it is audited from the venv on the second line.
 audit: setup
-	$(BIN)/pip-audit --disable-pip --require-hashes -r $(LOCK)
+	$(BIN)/pip-audit --strict --disable-pip --require-hashes -r $(LOCK)
 	$(PIP) freeze | grep -i '^torch==' | sed 's/+.*//' > $(VENV)/torch-audit.txt
-	$(BIN)/pip-audit --disable-pip --no-deps -r $(VENV)/torch-audit.txt
+	$(BIN)/pip-audit --strict --disable-pip --no-deps -r $(VENV)/torch-audit.txt
 
 # CycloneDX SBOM of what is installed (torch included), as JSON.
 sbom: setup
