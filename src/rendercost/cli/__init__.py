@@ -23,7 +23,7 @@ from typing import Annotated
 
 import typer
 
-from rendercost.cli import batch, governance, keys, models, render, serve, worker
+from rendercost.cli import batch, config, governance, keys, models, render, serve, worker
 from rendercost.cli.common import CliState
 
 app = typer.Typer(
@@ -59,7 +59,7 @@ def _global_options(
     ctx.obj = CliState(config=config, data_dir=data_dir)
 
 
-for _module in (render, models, batch, worker, serve, keys, governance):
+for _module in (render, models, batch, worker, serve, keys, governance, config):
     _module.register(app)
 
 
