@@ -12,6 +12,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -21,7 +22,7 @@ from rendercost.cli.common import cli_errors, fail, load_settings
 from rendercost.db.clock import as_utc
 from rendercost.db.engine import create_db_engine
 from rendercost.governance.anomaly import Thresholds, scan
-from rendercost.governance.budgets import BudgetStore
+from rendercost.governance.budgets import BudgetStore, Period
 from rendercost.governance.focus import write_focus
 from rendercost.governance.reports import Report, build_report, parse_dimensions
 from rendercost.governance.tables import GLOBAL_SCOPE
@@ -36,6 +37,15 @@ budgets_app = typer.Typer(
 
 SinceOpt = Annotated[str | None, typer.Option("--since", help="Start (inclusive), ISO 8601, UTC.")]
 UntilOpt = Annotated[str | None, typer.Option("--until", help="End (exclusive), ISO 8601, UTC.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+class ReportFormat(StrEnum):
+    """How ``report`` prints."""
+
+    TABLE = "table"
+    JSON = "json"
+    CSV = "csv"
 
 
 def register(app: typer.Typer) -> None:
@@ -80,11 +90,12 @@ def report(
     since: SinceOpt = None,
     until: UntilOpt = None,
     tenant: Annotated[str | None, typer.Option("--tenant", help="Only this tenant.")] = None,
-    output: Annotated[str, typer.Option("--format", help="table, json or csv.")] = "table",
+    output: Annotated[ReportFormat, typer.Option("--format", help="How to print.")] = ReportFormat.TABLE,
+    as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
 ) -> None:
     """Renders, device time, cost, latency and savings, grouped; busy vs idle time in the totals."""
-    if output not in ("table", "json", "csv"):
-        fail(f"--format must be table, json or csv, not {output!r}")
+    if as_json:
+        output = ReportFormat.JSON
     try:
         dims = parse_dimensions(by)
     except ValueError as exc:
@@ -92,9 +103,9 @@ def report(
     start, end = parse_time(since, "--since"), parse_time(until, "--until")
     with cli_errors(), _engine(ctx) as engine:
         result = build_report(engine, by=dims, since=start, until=end, tenant=tenant)
-    if output == "json":
+    if output is ReportFormat.JSON:
         typer.echo(json.dumps(result.to_dict(), indent=2))
-    elif output == "csv":
+    elif output is ReportFormat.CSV:
         _print_csv(result)
     else:
         _print_table(result)
@@ -158,8 +169,11 @@ def anomalies(
     alert: Annotated[
         bool, typer.Option("--alert", help="Send each new one as an alert (log, budget alert webhook).")
     ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON array (empty when none).")] = False,
 ) -> None:
-    """Tenant-hours whose spend is far above their same-hour-of-week baseline (default: last 5 weeks)."""
+    """Tenant-hours whose spend is far above their same-hour-of-week baseline (default: last 5 weeks).
+
+    Prints one JSON object per line, or "No spend anomalies."; ``--json`` prints one JSON array."""
     end = parse_time(until, "--until") or datetime.now(UTC)
     start = parse_time(since, "--since") or end - timedelta(weeks=5)
     limits = Thresholds(min_excess_usd=min_excess, min_excess_ratio=min_ratio)
@@ -176,6 +190,9 @@ def anomalies(
                 secret=resolve_webhook_secret(settings),
             )
             notifier.anomalies(found)
+    if as_json:
+        typer.echo(json.dumps([anomaly.to_dict() for anomaly in found], indent=2))
+        return
     for anomaly in found:
         typer.echo(json.dumps(anomaly.to_dict()))
     if not found:
@@ -206,7 +223,7 @@ def budgets_set(
     ctx: typer.Context,
     tenant: Annotated[str, typer.Argument(help="Tenant, or 'global' for all tenants together.")],
     amount: Annotated[str, typer.Option("--amount", help="USD per period, e.g. 250.00.")],
-    period: Annotated[str, typer.Option("--period", help="day or month (UTC calendar).")] = "month",
+    period: Annotated[Period, typer.Option("--period", help="UTC calendar day or month.")] = Period.MONTH,
 ) -> None:
     """Create or change a budget."""
     with cli_errors(), _engine(ctx) as engine:
@@ -215,10 +232,13 @@ def budgets_set(
 
 
 @budgets_app.command("list")
-def budgets_list(ctx: typer.Context) -> None:
+def budgets_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Every budget with its spend, reservations and what remains this period."""
     with cli_errors(), _engine(ctx) as engine:
         found = BudgetStore(engine).list()
+    if as_json:
+        typer.echo(json.dumps([budget.to_dict() for budget in found], indent=2))
+        return
     typer.echo(
         f"{'SCOPE':<20} {'PERIOD':<6} {'AMOUNT':>12} {'SPENT':>14} {'RESERVED':>14} "
         f"{'REMAINING':>14} OVERRIDE"
@@ -234,9 +254,13 @@ def budgets_list(ctx: typer.Context) -> None:
 
 @budgets_app.command("show")
 def budgets_show(
-    ctx: typer.Context, tenant: Annotated[str, typer.Argument(help="Tenant or 'global'.")]
+    ctx: typer.Context,
+    tenant: Annotated[str, typer.Argument(help="Tenant or 'global'.")],
+    _as_json: Annotated[
+        bool, typer.Option("--json", help="JSON (the only format; accepted for scripts).")
+    ] = False,
 ) -> None:
-    """One budget as JSON."""
+    """One budget as JSON (``--json`` is accepted like on every listing command)."""
     with cli_errors(), _engine(ctx) as engine:
         budget = BudgetStore(engine).get(_scope(tenant))
     typer.echo(json.dumps(budget.to_dict(), indent=2))
