@@ -35,6 +35,8 @@ def test_a_model_folder_with_only_bin_weights_is_refused_naming_the_file(
         registry.get("default")
     assert str(pickled) in raised.value.message
     assert "pickle" in raised.value.message and ".safetensors" in raised.value.message
+    [status] = registry.status()  # models list says so before anything tries to load it
+    assert not status.loadable and str(pickled) in status.reason
 
 
 def test_bin_files_beside_safetensors_are_ignored(tmp_path: Path, tiny_model_dir: Path) -> None:

@@ -105,6 +105,7 @@ class ModelRegistry:
             return ModelStatus(name, source, True, "embedded tiny model, built on first use")
         try:
             folder = resolve_source(source)
+            refuse_pickle_weights(name, folder)
         except ModelLoadFailed as exc:
             return ModelStatus(name, source, False, exc.message)
         kind = "embedded tiny model" if name == self._embedded else "ready"
