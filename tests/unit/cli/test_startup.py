@@ -37,6 +37,7 @@ COMMANDS = (
     ("budgets", "list", "--help"),
     ("budgets", "show", "--help"),
     ("budgets", "override", "--help"),
+    ("config", "show", "--help"),
 )
 
 _PROBE = """
