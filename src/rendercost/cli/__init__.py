@@ -29,7 +29,7 @@ app = typer.Typer(
     name="rendercost",
     help="A text-to-image server that knows what every render costs.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
 )
 
