@@ -14,12 +14,14 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from rendercost.api.deps import Authenticated, blocking, services
+from rendercost.capacity.scenario import MAX_WORKERS
 from rendercost.db.clock import as_utc
 from rendercost.errors import NotFound, PermissionDenied
 
 router = APIRouter(tags=["plan"])
 
 DEFAULT_WINDOW = timedelta(days=30)
+MAX_SCENARIOS = 32  # what-ifs per request
 
 
 class PlanIn(BaseModel):
@@ -28,10 +30,11 @@ class PlanIn(BaseModel):
     history_workers: int | None = Field(
         default=None,
         ge=1,
+        le=MAX_WORKERS,
         description="Devices the history ran on (default: those whose idle time is metered).",
     )
     scenarios: list[dict[str, Any]] = Field(
-        default_factory=list, description="What-ifs, as [[scenario]] tables."
+        default_factory=list, max_length=MAX_SCENARIOS, description="What-ifs, as [[scenario]] tables."
     )
 
 

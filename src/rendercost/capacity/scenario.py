@@ -34,6 +34,9 @@ from rendercost.errors import InvalidRequest
 PRICING = ("on_demand", "spot", "reserved", "serverless", "commitment")
 AS_IS = "as-is"
 
+MAX_WORKERS = 1024  # the largest fleet a scenario (or the history) may name
+MAX_BATCH = 256  # the largest batch a scenario may name
+
 
 @dataclass(frozen=True)
 class Scenario:
@@ -70,15 +73,33 @@ class Scenario:
             raise InvalidRequest(
                 f"scenario {self.name!r}: serverless pricing needs an offer", param="serverless"
             )
-        for value, what in ((self.workers, "workers"), (self.max_batch, "max_batch")):
-            if value is not None and value < 1:
-                raise InvalidRequest(f"scenario {self.name!r}: {what} must be >= 1", param=what)
+        self._check_bounds()
         if self.autoscale and not 0 <= self.min_workers <= self.max_workers:
             raise InvalidRequest(
                 f"scenario {self.name!r}: need 0 <= min_workers <= max_workers", param="min_workers"
             )
         for preset in self.routes.values():
             get_preset(preset)
+
+    def _check_bounds(self) -> None:
+        """Sizes a replay can simulate in bounded memory and time (a fleet, not a typo's 10^18)."""
+        bounds: tuple[tuple[float | None, str, float, float], ...] = (
+            (self.workers, "workers", 1, MAX_WORKERS),
+            (self.max_batch, "max_batch", 1, MAX_BATCH),
+            (self.min_workers, "min_workers", 0, MAX_WORKERS),
+            (self.max_workers, "max_workers", 1, MAX_WORKERS),
+            (self.jobs_per_worker, "jobs_per_worker", 1, 1_000_000),
+            (self.max_wait_ms, "max_wait_ms", 0, 600_000),
+            (self.cold_start_s, "cold_start_s", 0, 86_400),
+            (self.idle_tail_s, "idle_tail_s", 0, 86_400),
+            (self.interruptions_per_hour, "interruptions_per_hour", 0, 60),
+            (self.latency_goal_s, "latency_goal_s", 0.001, 86_400),
+        )
+        for value, what, low, high in bounds:
+            if value is not None and not low <= value <= high:
+                raise InvalidRequest(
+                    f"scenario {self.name!r}: {what} must be between {low:g} and {high:g}", param=what
+                )
 
 
 _NAMES = {f.name for f in fields(Scenario)}

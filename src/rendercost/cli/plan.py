@@ -64,7 +64,12 @@ def plan(
     upfront: Annotated[str | None, Opt("--upfront", help="Commitment paid upfront, USD.")] = None,
     history_workers: Annotated[
         int | None,
-        Opt("--history-workers", help="Devices the history ran on (default: those in the ledger)."),
+        Opt(
+            "--history-workers",
+            min=1,
+            max=1024,
+            help="Devices the history ran on (default: those in the ledger).",
+        ),
     ] = None,
     as_json: Annotated[bool, Opt("--json", help="Print the plan as JSON.")] = False,
     as_csv: Annotated[bool, Opt("--csv", help="Print one CSV row per scenario.")] = False,

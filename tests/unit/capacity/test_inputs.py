@@ -77,7 +77,7 @@ def test_scenarios_from_a_toml_file(tmp_path: Path) -> None:
         ({"gpu": "l4"}, "unknown scenario keys: gpu"),
         ({"pricing": "free"}, "pricing must be one of"),
         ({"pricing": "serverless"}, "needs an offer"),
-        ({"workers": 0}, "workers must be >= 1"),
+        ({"workers": 0}, "workers must be between 1 and 1024"),
         ({"routes": {"draft": "fastest"}}, "unknown preset"),
     ],
 )
