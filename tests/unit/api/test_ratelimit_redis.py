@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -43,6 +44,13 @@ def test_two_servers_on_one_redis_enforce_one_limit_per_key_and_tenant(
     assert images_a.check("k1", "acme", images=3).refused is None
     assert images_b.check("k2", "acme", images=3).scope == "tenant_images"  # same tenant, other server
     assert images_b.check("k2", "acme", images=2).refused is None  # the refusal charged nothing
+
+
+def test_concurrent_servers_never_admit_past_the_limit(tmp_path: Path, redis_url: str) -> None:
+    servers = [_limiter(tmp_path, redis_url, rate_limit_key_requests_per_minute=10) for _ in range(2)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        decisions = list(pool.map(lambda i: servers[i % 2].check("k1", "t"), range(60)))
+    assert sum(d.refused is None for d in decisions) == 10  # exactly the limit, both servers together
 
 
 def test_the_memory_default_counts_per_process(tmp_path: Path) -> None:
