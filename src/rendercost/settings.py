@@ -46,7 +46,9 @@ NESTED = "__"
 DEFAULT_SECRETS_DIR = Path("/run/secrets")
 DEFAULT_ENV_FILE = Path(".env")  # in the working directory
 SECRET_SETTINGS = frozenset({"webhook_secret"})  # shown masked by ``explain``
-URL_SETTINGS = frozenset({"database_url", "budget_alert_webhook_url"})  # their passwords are masked
+URL_SETTINGS = frozenset(
+    {"database_url", "budget_alert_webhook_url", "redis_url"}
+)  # their passwords are masked
 MASK = "****"
 
 
@@ -116,6 +118,10 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=default_data_dir)  # models, database, artifacts
     database_url: str | None = None  # None: sqlite file in data_dir
     artifacts_dir: Path | None = None  # None: data_dir/artifacts
+    # shared by every process of a fleet: rate-limit counters and the text-embedding cache.
+    # None: in-memory rate limits (per process) and the local embedding cache (data_dir/cache/embeddings)
+    redis_url: str | None = None  # redis://[:password@]host:port[/db]
+    redis_timeout_s: float = Field(default=0.25, gt=0)  # connect and per-command socket timeout
 
     models: dict[str, ModelConfig] = Field(default_factory=dict)  # by name; "default" is the tiny model
     default_model: str = DEFAULT_MODEL_NAME
@@ -164,6 +170,7 @@ class Settings(BaseSettings):
     rate_limit_tenant_requests_per_minute: int = 1200  # per tenant (all its keys); 0 = off
     rate_limit_key_images_per_minute: int = 120  # images requested per API key; 0 = off
     rate_limit_tenant_images_per_minute: int = 240  # images requested per tenant; 0 = off
+    rate_limit_fail_open: bool = True  # Redis unreachable: admit (warning logged) or refuse with 503
     budget_alert_webhook_url: str | None = None  # budget alerts are POSTed here (signed like job webhooks)
     webhook_secret: str | None = None  # HMAC key for webhooks of keys without their own; None: generated
     webhook_max_attempts: int = 5  # deliveries tried per job before giving up

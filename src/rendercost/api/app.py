@@ -89,7 +89,7 @@ def build_services(
     metrics.watch_queue(lambda: {(str(p), m): n for (p, m), n in store.depth().items()})
     catalog = catalog or SettingsModelCatalog(settings)
     governance = build_governance(engine, settings, metrics)
-    limiter = RateLimiter(settings)
+    limiter = RateLimiter.from_settings(settings, metrics.registry)
     exact = ExactCache(
         ResultCache(engine, settings.result_cache_ttl_seconds), artifacts, model_fingerprint(catalog)
     )

@@ -103,7 +103,7 @@ async def authenticate(
 async def rate_limited_key(request: Request, key: Annotated[ApiKey, Depends(authenticate)]) -> ApiKey:
     """``authenticate``, then charge one request to the request limits; 429 when over."""
     svc = services(request)
-    decision = svc.limiter.check(key.id, key.tenant)
+    decision = await blocking(svc.limiter.check, key.id, key.tenant)  # Redis I/O: off the loop
     if decision.headers:
         setattr(request.state, RATE_LIMIT_STATE, decision.headers)
     if decision.refused is not None:

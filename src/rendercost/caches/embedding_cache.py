@@ -47,6 +47,13 @@ def embedding_key(
     return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
 
 
+def check_key(key: str) -> str:
+    """``key`` when it is an ``embedding_key`` (64 lowercase hex digits); ValueError otherwise."""
+    if len(key) != 64 or any(c not in "0123456789abcdef" for c in key):
+        raise ValueError(f"not an embedding key: {key!r}")
+    return key
+
+
 class EmbeddingCache(Protocol):
     """What the runner needs: blobs by key."""
 
@@ -82,9 +89,7 @@ class FileEmbeddingCache:
         return self.ttl_seconds > 0
 
     def _path(self, key: str) -> Path:
-        if len(key) != 64 or any(c not in "0123456789abcdef" for c in key):
-            raise ValueError(f"not an embedding key: {key!r}")
-        return self.folder / key[:2] / f"{key}{SUFFIX}"
+        return self.folder / key[:2] / f"{check_key(key)}{SUFFIX}"
 
     def get(self, key: str) -> bytes | None:
         """The live blob for ``key``, or None."""

@@ -117,3 +117,15 @@ def test_log_level_and_torch_threads_are_checked(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("RENDERCOST_LOG_LEVEL", "loud")
     with pytest.raises(ValueError, match="log_level"):
         Settings()
+
+
+def test_redis_settings_read_from_the_environment_with_the_password_masked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert Settings().redis_url is None and Settings().rate_limit_fail_open is True  # embedded default
+    monkeypatch.setenv("RENDERCOST_REDIS_URL", "redis://:hunter2@cache:6379/0")
+    monkeypatch.setenv("RENDERCOST_RATE_LIMIT_FAIL_OPEN", "false")
+    settings = Settings()
+    assert settings.redis_url == "redis://:hunter2@cache:6379/0" and settings.rate_limit_fail_open is False
+    rows = {row.name: row for row in explain()}
+    assert "hunter2" not in str(rows["redis_url"].value) and "cache:6379" in str(rows["redis_url"].value)

@@ -20,6 +20,8 @@ from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
 from rendercost.caches.embedding_cache import EmbeddingCache, FileEmbeddingCache, embedding_key
+from rendercost.caches.redis_client import connect
+from rendercost.caches.redis_embedding_cache import RedisEmbeddingCache
 from rendercost.domain.specs import RenderSpec
 from rendercost.settings import Settings
 
@@ -100,13 +102,21 @@ def _stack(rows: list[dict[str, torch.Tensor]], uses_cfg: bool, device: torch.de
 def encoder_from_settings(
     settings: Settings, fingerprint: Callable[[str], str], on_lookup: Callable[[bool], None] | None = None
 ) -> CachedEncoder | None:
-    """The runner's embedding cache under ``data_dir/cache/embeddings``; None when the TTL is 0."""
+    """The runner's embedding cache: shared in Redis when ``settings.redis_url`` is set, else under
+    ``data_dir/cache/embeddings``; None when the TTL is 0."""
     if settings.embedding_cache_ttl_seconds <= 0:
         return None
-    cache = FileEmbeddingCache(
+    return CachedEncoder(embedding_cache(settings, on_lookup), fingerprint)
+
+
+def embedding_cache(settings: Settings, on_lookup: Callable[[bool], None] | None = None) -> EmbeddingCache:
+    """``RedisEmbeddingCache`` on ``settings.redis_url`` (fail-fast client), else ``FileEmbeddingCache``."""
+    if settings.redis_url is not None:
+        client = connect(settings.redis_url, settings.redis_timeout_s)
+        return RedisEmbeddingCache(client, settings.embedding_cache_ttl_seconds, on_lookup=on_lookup)
+    return FileEmbeddingCache(
         Path(settings.data_dir) / "cache" / "embeddings",
         settings.embedding_cache_ttl_seconds,
         max_entries=settings.embedding_cache_max_entries,
         on_lookup=on_lookup,
     )
-    return CachedEncoder(cache, fingerprint)
