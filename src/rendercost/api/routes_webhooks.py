@@ -1,5 +1,8 @@
 """Webhook operations (admin key; other keys get 403 ``permission_denied``):
 
+- ``GET /v1/admin/webhook-secret``: the deployment's signing secret (``webhook_secret``, else the one
+  kept in the database), as the ``X-Rendercost-Signature`` HMAC key and in Standard Webhooks ``whsec_``
+  form, for receivers of jobs whose key has no secret of its own.
 - ``GET /v1/admin/webhooks/{job_id}``: where the job's webhook stands (state, attempts, next attempt,
   last error); 404 when the job asked for none.
 - ``POST /v1/admin/webhooks/{job_id}/redeliver``: back to pending, due now, with a fresh retry schedule
@@ -14,9 +17,18 @@ from fastapi import APIRouter, Request
 
 from rendercost.api.deps import RateLimitedKey, blocking, services
 from rendercost.api.routes_costs import require_admin
+from rendercost.auth.signing import standard_secret
 from rendercost.errors import NotFound
 
 router = APIRouter(tags=["webhooks"])
+
+
+@router.get("/v1/admin/webhook-secret")
+async def webhook_secret(request: Request, key: RateLimitedKey) -> dict[str, str]:
+    """The deployment's webhook signing secret (admin key)."""
+    require_admin(key)
+    secret = services(request).webhook_secret
+    return {"secret": secret, "standard_secret": standard_secret(secret)}
 
 
 @router.get("/v1/admin/webhooks/{job_id}")

@@ -208,6 +208,10 @@ def test_two_app_builds_on_one_database_sign_with_the_same_deployment_secret(mak
     first, second = one.server.services.webhook_secret, two.server.services.webhook_secret
     assert first == second and first.startswith("whsec_") and len(base64.b64decode(first[6:])) == 32
     assert not (one.server.settings.data_dir / "webhook-secret").exists()  # no per-server file
+    assert one.server.admin_key is not None
+    shown = two.client.get("/v1/admin/webhook-secret", headers=two.headers(one.server.admin_key.secret))
+    assert shown.json() == {"secret": first, "standard_secret": first}
+    assert two.client.get("/v1/admin/webhook-secret", headers=two.headers()).status_code == 403
     assert make_api(workers=0, webhook_secret="explicit").server.services.webhook_secret == "explicit"
 
 
