@@ -1,25 +1,59 @@
 """Every tunable of rendercost, typed.
 
 Sources, highest priority first: keyword arguments (the CLI's flags), ``RENDERCOST_*`` environment
-variables (nested fields with ``__``, e.g. ``RENDERCOST_SPEED__COMPILE=true``), the TOML file named by
-``RENDERCOST_CONFIG`` (or ``--config``), then the defaults below.
+variables (nested fields with ``__``, e.g. ``RENDERCOST_SPEED__COMPILE=true``), the same names in the
+``.env`` file (``env_file``), files named after them in the secrets directory (``secrets_dir``, e.g.
+``/run/secrets/rendercost_database_url``), the TOML file named by ``RENDERCOST_CONFIG`` (or ``--config``),
+then the defaults below. ``config``, ``env_file`` and ``secrets_dir`` choose sources, so they are read from
+the flags or the environment only.
+
+A name no setting has stops start-up: an unknown ``RENDERCOST_*`` variable (environment, ``.env``,
+secrets file) or TOML key raises ``UnknownSetting`` naming the closest real setting, so a misspelt
+``RENDERCOST_DATABSE_URL`` never silently runs on the default. ``explain`` says where each effective
+value came from (``rendercost config show``).
 """
 
 from __future__ import annotations
 
+import difflib
 import os
+import tomllib
+import types
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, Union, get_args, get_origin
+from urllib.parse import urlsplit, urlunsplit
 
+from dotenv import dotenv_values
 from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import (
     BaseSettings,
+    DotEnvSettingsSource,
+    EnvSettingsSource,
+    InitSettingsSource,
     PydanticBaseSettingsSource,
+    SecretsSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
 
+from rendercost.errors import RenderCostError
+
 DEFAULT_MODEL_NAME = "default"  # the embedded tiny model, built on first use
+ENV_PREFIX = "RENDERCOST_"
+NESTED = "__"
+DEFAULT_SECRETS_DIR = Path("/run/secrets")
+DEFAULT_ENV_FILE = Path(".env")  # in the working directory
+SECRET_SETTINGS = frozenset({"webhook_secret"})  # shown masked by ``explain``
+URL_SETTINGS = frozenset({"database_url", "budget_alert_webhook_url"})  # their passwords are masked
+MASK = "****"
+
+
+class UnknownSetting(RenderCostError):
+    """A ``RENDERCOST_*`` name or TOML key that no setting has."""
+
+    code = "unknown_setting"
 
 
 def default_data_dir() -> Path:
@@ -71,9 +105,14 @@ class SpeedSwitches(BaseModel):
 class Settings(BaseSettings):
     """Process-wide settings; build once at start and pass the parts each component needs."""
 
-    model_config = SettingsConfigDict(env_prefix="RENDERCOST_", env_nested_delimiter="__", extra="forbid")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter=NESTED, extra="forbid")
 
     config: Path | None = None  # TOML file read at start (RENDERCOST_CONFIG)
+    env_file: Path | None = DEFAULT_ENV_FILE  # dotenv file read at start if it exists (RENDERCOST_ENV_FILE)
+    secrets_dir: Path | None = DEFAULT_SECRETS_DIR  # one file per secret setting, if the folder exists
+    log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"  # rendercost's loggers
+    # torch CPU threads per process; 0 = torch's default (one per core). On 2 shared cores 1 was fastest.
+    torch_threads: int = Field(default=1, ge=0)
     data_dir: Path = Field(default_factory=default_data_dir)  # models, database, artifacts
     database_url: str | None = None  # None: sqlite file in data_dir
     artifacts_dir: Path | None = None  # None: data_dir/artifacts
@@ -144,11 +183,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml_path = _config_path(init_settings)
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if toml_path is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
-        return tuple(sources)
+        return tuple(source for _, source in _sources(settings_cls, init_settings))
 
     @model_validator(mode="after")
     def _resolve_compile_cache_dir(self) -> Settings:
@@ -174,6 +209,31 @@ class Settings(BaseSettings):
         return self.data_dir / "models" / "tiny-sdxl"
 
 
+def _sources(
+    settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource
+) -> list[tuple[str, PydanticBaseSettingsSource]]:
+    """(origin, source), highest priority first, after refusing names no setting has."""
+    toml_path = _config_path(init_settings)
+    env_file = _chosen_path(init_settings, "env_file", DEFAULT_ENV_FILE)
+    secrets_dir = _chosen_path(init_settings, "secrets_dir", DEFAULT_SECRETS_DIR)
+    check_names(os.environ, origin="environment")
+    sources: list[tuple[str, PydanticBaseSettingsSource]] = [
+        ("flag", init_settings),
+        ("env", EnvSettingsSource(settings_cls)),
+    ]
+    if env_file is not None and env_file.is_file():
+        check_names({k: v or "" for k, v in dotenv_values(env_file).items()}, origin=str(env_file))
+        dotenv = DotEnvSettingsSource(settings_cls, env_file=env_file, dotenv_filtering="match_prefix")
+        sources.append((".env", dotenv))
+    if secrets_dir is not None and secrets_dir.is_dir():
+        check_names({p.name: "" for p in secrets_dir.iterdir() if p.is_file()}, origin=str(secrets_dir))
+        sources.append(("secrets", SecretsSettingsSource(settings_cls, secrets_dir=secrets_dir)))
+    if toml_path is not None:
+        check_toml_keys(tomllib.loads(toml_path.read_text()), origin=str(toml_path))
+        sources.append(("toml", TomlConfigSettingsSource(settings_cls, toml_file=toml_path)))
+    return sources
+
+
 def _config_path(init_settings: PydanticBaseSettingsSource) -> Path | None:
     explicit = init_settings().get("config")
     path = explicit or os.environ.get("RENDERCOST_CONFIG")
@@ -183,3 +243,170 @@ def _config_path(init_settings: PydanticBaseSettingsSource) -> Path | None:
     if not resolved.is_file():
         raise FileNotFoundError(f"config file {resolved} does not exist")
     return resolved
+
+
+def _chosen_path(init_settings: PydanticBaseSettingsSource, name: str, default: Path) -> Path | None:
+    """A source-choosing setting: flag, else environment, else ``default``; "" turns the source off."""
+    values = init_settings()
+    if name in values:
+        return None if values[name] in (None, "") else Path(values[name])
+    raw = os.environ.get(f"{ENV_PREFIX}{name.upper()}")
+    if raw is None:
+        return default
+    return Path(raw) if raw else None
+
+
+# -- names no setting has -----------------------------------------------------------------------------
+
+
+def check_names(variables: Mapping[str, str], *, origin: str) -> None:
+    """Raise ``UnknownSetting`` for the first ``RENDERCOST_*`` name in ``variables`` no setting has."""
+    for name in sorted(variables):
+        if not name.upper().startswith(ENV_PREFIX):
+            continue
+        parts = name[len(ENV_PREFIX) :].lower().split(NESTED)
+        closest = _closest(parts)
+        if closest is not None:
+            hint = ENV_PREFIX + NESTED.join(closest).upper() if closest else None
+            raise UnknownSetting(_unknown_message(name, origin, hint))
+
+
+def check_toml_keys(table: Mapping[str, Any], *, origin: str) -> None:
+    """Raise ``UnknownSetting`` for the first key of a TOML settings file no setting has."""
+    for path in _toml_paths(table):
+        closest = _closest(path)
+        if closest is not None:
+            hint = ".".join(closest).replace(".[].", "[].") if closest else None
+            raise UnknownSetting(_unknown_message(".".join(path).replace(".[].", "[]."), origin, hint))
+
+
+def _closest(parts: list[str]) -> list[str] | None:
+    """None when every part names a field; else ``parts`` up to the unknown one with that one replaced
+    by the closest field name ([] when none is close)."""
+    problem = _unknown_part(Settings, parts)
+    if problem is None:
+        return None
+    depth, choices = problem
+    close = difflib.get_close_matches(parts[depth], choices, n=1, cutoff=0.6)
+    return [*parts[:depth], close[0]] if close else []
+
+
+def _unknown_message(name: str, origin: str, closest: str | None) -> str:
+    hint = f"did you mean {closest}?" if closest else "rendercost config show lists every setting"
+    return f"unknown setting {name} (in {origin}); {hint}"
+
+
+def _toml_paths(table: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> Iterator[list[str]]:
+    for key, value in table.items():
+        path = (*prefix, key)
+        yield list(path)
+        if isinstance(value, Mapping):
+            yield from _toml_paths(value, path)
+        elif isinstance(value, list):
+            for item in value:
+                if isinstance(item, Mapping):
+                    yield from _toml_paths(item, (*path, "[]"))
+
+
+def _unknown_part(model: type[BaseModel], parts: list[str]) -> tuple[int, list[str]] | None:
+    """(index of the first part no field has, the field names allowed there), or None when all are known."""
+    annotation: Any = model
+    for depth, part in enumerate(parts):
+        if part == "[]":  # an item of a list of tables: descend into the item type
+            annotation = _list_item(annotation)
+            continue
+        target = _model_class(annotation)
+        if target is not None:
+            if part not in target.model_fields:
+                return depth, sorted(target.model_fields)
+            annotation = target.model_fields[part].annotation
+        elif _is_dict(annotation):
+            annotation = get_args(_unwrap_optional(annotation))[1]  # a free key (a model's name)
+        else:
+            return None  # a leaf given a sub-key: the value check reports it
+    return None
+
+
+def _unwrap_optional(annotation: Any) -> Any:
+    if get_origin(annotation) in (Union, types.UnionType):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        return args[0] if len(args) == 1 else annotation
+    return annotation
+
+
+def _model_class(annotation: Any) -> type[BaseModel] | None:
+    inner = _unwrap_optional(annotation)
+    return inner if isinstance(inner, type) and issubclass(inner, BaseModel) else None
+
+
+def _is_dict(annotation: Any) -> bool:
+    return get_origin(_unwrap_optional(annotation)) is dict
+
+
+def _list_item(annotation: Any) -> Any:
+    inner = _unwrap_optional(annotation)
+    return get_args(inner)[0] if get_origin(inner) is list else inner
+
+
+# -- where each value came from -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EffectiveSetting:
+    """One leaf setting as the process sees it (``rendercost config show``)."""
+
+    name: str  # dotted path, e.g. "speed.compile" or "models.default.source"
+    value: Any  # JSON-compatible; secrets masked
+    origin: str  # "default", "toml", "secrets", ".env", "env" or "flag"
+
+    @property
+    def env_name(self) -> str:
+        """The environment variable that sets it, e.g. ``RENDERCOST_SPEED__COMPILE``."""
+        return ENV_PREFIX + self.name.replace(".", NESTED).upper()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "env": self.env_name, "value": self.value, "origin": self.origin}
+
+
+def explain(**init: Any) -> list[EffectiveSetting]:
+    """``Settings(**init)`` leaf by leaf, each with the source it came from, secrets masked."""
+    settings = Settings(**init)
+    origins: dict[tuple[str, ...], str] = {}
+    for origin, source in reversed(_sources(Settings, InitSettingsSource(Settings, init_kwargs=init))):
+        for path, _ in _leaves(source()):  # lowest priority first, so a higher source overwrites
+            origins[path] = origin
+    rows = []
+    for path, value in _leaves(settings.model_dump(mode="json")):
+        origin = _origin_of(path, origins)
+        rows.append(EffectiveSetting(".".join(path), _masked(path, value, origin), origin))
+    return rows
+
+
+def _leaves(values: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
+    if isinstance(values, BaseModel):
+        values = values.model_dump(mode="json")
+    if isinstance(values, Mapping) and values:
+        for key, value in values.items():
+            yield from _leaves(value, (*prefix, str(key)))
+    else:
+        yield prefix, values
+
+
+def _origin_of(path: tuple[str, ...], origins: Mapping[tuple[str, ...], str]) -> str:
+    for depth in range(len(path), 0, -1):  # the leaf, else the nearest table a source set whole
+        if path[:depth] in origins:
+            return origins[path[:depth]]
+    return "default"
+
+
+def _masked(path: tuple[str, ...], value: Any, origin: str) -> Any:
+    if value is None or value == "":
+        return value
+    if path[0] in SECRET_SETTINGS or origin == "secrets":
+        return MASK
+    if path[0] in URL_SETTINGS and isinstance(value, str):
+        parts = urlsplit(value)
+        if parts.password:
+            netloc = f"{parts.username}:{MASK}@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+            return urlunsplit(parts._replace(netloc=netloc))
+    return value

@@ -22,14 +22,14 @@ from typing import Annotated
 
 import typer
 
-from rendercost.cli import batch, governance, keys, models, render, serve, worker
+from rendercost.cli import batch, config, governance, keys, models, plan, render, serve, worker
 from rendercost.cli.common import CliState
 
 app = typer.Typer(
     name="rendercost",
     help="A text-to-image server that knows what every render costs.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
 )
 
@@ -60,7 +60,7 @@ def _global_options(
     ctx.obj = CliState(config=config, data_dir=data_dir)
 
 
-for _module in (render, models, batch, worker, serve, keys, governance):
+for _module in (render, models, batch, worker, serve, keys, governance, plan, config):
     _module.register(app)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,16 +27,32 @@ class CliState:
     data_dir: Path | None = None
 
 
-def load_settings(ctx: typer.Context, **overrides: Any) -> Settings:
-    """Settings from global options, env and TOML; ``overrides`` (flags set by a command) win."""
+def flag_values(ctx: typer.Context, **overrides: Any) -> dict[str, Any]:
+    """The settings given as flags: the global options and ``overrides`` (a command's) that are set."""
     state: CliState = ctx.obj if isinstance(ctx.obj, CliState) else CliState()
     values: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
     if state.config is not None:
         values["config"] = state.config
     if state.data_dir is not None:
         values["data_dir"] = state.data_dir
+    return values
+
+
+def load_settings(ctx: typer.Context, **overrides: Any) -> Settings:
+    """Settings from global options, env, .env, secrets and TOML; ``overrides`` (a command's flags) win.
+
+    Also sets the level of rendercost's loggers from ``log_level``.
+    """
     with cli_errors():
-        return Settings(**values)
+        settings = Settings(**flag_values(ctx, **overrides))
+    configure_logging(settings.log_level)
+    return settings
+
+
+def configure_logging(level: str) -> None:
+    """``rendercost.*`` loggers at ``level`` ("info", ...); where records go is the command's choice
+    (``serve`` and ``worker`` install JSON lines on stderr)."""
+    logging.getLogger("rendercost").setLevel(level.upper())
 
 
 def fail(message: str) -> NoReturn:

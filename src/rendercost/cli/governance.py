@@ -12,6 +12,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -19,6 +20,7 @@ import typer
 
 from rendercost.cli.common import cli_errors, fail, load_settings
 from rendercost.db.clock import as_utc
+from rendercost.governance.periods import Period
 
 if TYPE_CHECKING:  # the governance modules import SQLAlchemy: each command imports what it runs
     from sqlalchemy import Engine
@@ -32,6 +34,15 @@ budgets_app = typer.Typer(
 
 SinceOpt = Annotated[str | None, typer.Option("--since", help="Start (inclusive), ISO 8601, UTC.")]
 UntilOpt = Annotated[str | None, typer.Option("--until", help="End (exclusive), ISO 8601, UTC.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+class ReportFormat(StrEnum):
+    """How ``report`` prints."""
+
+    TABLE = "table"
+    JSON = "json"
+    CSV = "csv"
 
 
 def register(app: typer.Typer) -> None:
@@ -80,13 +91,14 @@ def report(
     since: SinceOpt = None,
     until: UntilOpt = None,
     tenant: Annotated[str | None, typer.Option("--tenant", help="Only this tenant.")] = None,
-    output: Annotated[str, typer.Option("--format", help="table, json or csv.")] = "table",
+    output: Annotated[ReportFormat, typer.Option("--format", help="How to print.")] = ReportFormat.TABLE,
+    as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
 ) -> None:
     """Renders, device time, cost, latency and savings, grouped; busy vs idle time in the totals."""
     from rendercost.governance.reports import build_report, parse_dimensions
 
-    if output not in ("table", "json", "csv"):
-        fail(f"--format must be table, json or csv, not {output!r}")
+    if as_json:
+        output = ReportFormat.JSON
     try:
         dims = parse_dimensions(by)
     except ValueError as exc:
@@ -94,9 +106,9 @@ def report(
     start, end = parse_time(since, "--since"), parse_time(until, "--until")
     with cli_errors(), _engine(ctx) as engine:
         result = build_report(engine, by=dims, since=start, until=end, tenant=tenant)
-    if output == "json":
+    if output is ReportFormat.JSON:
         typer.echo(json.dumps(result.to_dict(), indent=2))
-    elif output == "csv":
+    elif output is ReportFormat.CSV:
         _print_csv(result)
     else:
         _print_table(result)
@@ -160,8 +172,11 @@ def anomalies(
     alert: Annotated[
         bool, typer.Option("--alert", help="Send each new one as an alert (log, budget alert webhook).")
     ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON array (empty when none).")] = False,
 ) -> None:
-    """Tenant-hours whose spend is far above their same-hour-of-week baseline (default: last 5 weeks)."""
+    """Tenant-hours whose spend is far above their same-hour-of-week baseline (default: last 5 weeks).
+
+    Prints one JSON object per line, or "No spend anomalies."; ``--json`` prints one JSON array."""
     from rendercost.governance.anomaly import Thresholds, scan
     from rendercost.governance.budgets import BudgetStore
 
@@ -181,6 +196,9 @@ def anomalies(
                 secret=resolve_webhook_secret(settings, engine),
             )
             notifier.anomalies(found)
+    if as_json:
+        typer.echo(json.dumps([anomaly.to_dict() for anomaly in found], indent=2))
+        return
     for anomaly in found:
         typer.echo(json.dumps(anomaly.to_dict()))
     if not found:
@@ -213,7 +231,7 @@ def budgets_set(
     ctx: typer.Context,
     tenant: Annotated[str, typer.Argument(help="Tenant, or 'global' for all tenants together.")],
     amount: Annotated[str, typer.Option("--amount", help="USD per period, e.g. 250.00.")],
-    period: Annotated[str, typer.Option("--period", help="day or month (UTC calendar).")] = "month",
+    period: Annotated[Period, typer.Option("--period", help="UTC calendar day or month.")] = Period.MONTH,
 ) -> None:
     """Create or change a budget."""
     from rendercost.governance.budgets import BudgetStore
@@ -224,13 +242,16 @@ def budgets_set(
 
 
 @budgets_app.command("list")
-def budgets_list(ctx: typer.Context) -> None:
+def budgets_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Every budget with its spend, reservations and what remains this period."""
     from rendercost.governance.budgets import BudgetStore
     from rendercost.governance.tables import GLOBAL_SCOPE
 
     with cli_errors(), _engine(ctx) as engine:
         found = BudgetStore(engine).list()
+    if as_json:
+        typer.echo(json.dumps([budget.to_dict() for budget in found], indent=2))
+        return
     typer.echo(
         f"{'SCOPE':<20} {'PERIOD':<6} {'AMOUNT':>12} {'SPENT':>14} {'RESERVED':>14} "
         f"{'REMAINING':>14} OVERRIDE"
@@ -246,9 +267,13 @@ def budgets_list(ctx: typer.Context) -> None:
 
 @budgets_app.command("show")
 def budgets_show(
-    ctx: typer.Context, tenant: Annotated[str, typer.Argument(help="Tenant or 'global'.")]
+    ctx: typer.Context,
+    tenant: Annotated[str, typer.Argument(help="Tenant or 'global'.")],
+    _as_json: Annotated[
+        bool, typer.Option("--json", help="JSON (the only format; accepted for scripts).")
+    ] = False,
 ) -> None:
-    """One budget as JSON."""
+    """One budget as JSON (``--json`` is accepted like on every listing command)."""
     from rendercost.governance.budgets import BudgetStore
 
     with cli_errors(), _engine(ctx) as engine:

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated
@@ -15,7 +16,7 @@ import typer
 from rendercost.cli.common import cli_errors, load_settings
 
 if TYPE_CHECKING:  # the key store imports SQLAlchemy: only a command that runs needs it
-    from rendercost.auth.keys import KeyStore
+    from rendercost.auth.keys import ApiKey, KeyStore
     from rendercost.settings import Settings
 
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
@@ -67,17 +68,35 @@ def create(
 def list_keys(
     ctx: typer.Context,
     tenant: Annotated[str | None, typer.Option("--tenant", help="Only this tenant's keys.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON array instead of a table.")] = False,
 ) -> None:
     """Keys (never their secrets): id, tenant, prefix, state, tags."""
     settings = load_settings(ctx)
     with cli_errors(), _key_store(settings) as store:
         keys = store.list_keys(tenant=tenant)
+    if as_json:
+        typer.echo(json.dumps([_key_dict(key) for key in keys], indent=2))
+        return
     typer.echo(f"{'ID':<22} {'TENANT':<20} {'PREFIX':<12} {'STATE':<8} {'CREATED':<20} TAGS")
     for key in keys:
         state = "active" if key.active else "revoked"
         created = key.created_at.strftime("%Y-%m-%d %H:%M:%S") if key.created_at else ""
         tags = ",".join(f"{k}={v}" for k, v in key.tags.items())
         typer.echo(f"{key.id:<22} {key.tenant:<20} {key.prefix + '…':<12} {state:<8} {created:<20} {tags}")
+
+
+def _key_dict(key: ApiKey) -> dict[str, object]:
+    """What ``list --json`` shows of a key: never its secret or webhook secret."""
+    return {
+        "id": key.id,
+        "tenant": key.tenant,
+        "prefix": key.prefix,
+        "active": key.active,
+        "admin": key.admin,
+        "tags": dict(key.tags),
+        "created_at": key.created_at.isoformat() if key.created_at else None,
+        "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None,
+    }
 
 
 @keys_app.command("revoke")

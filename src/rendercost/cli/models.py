@@ -6,6 +6,8 @@ the other commands start without paying for it.
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
@@ -23,13 +25,21 @@ models_app = typer.Typer(
 
 
 @models_app.command("list")
-def list_models(ctx: typer.Context) -> None:
+def list_models(
+    ctx: typer.Context,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON array of {name, source, loadable, reason}.")
+    ] = False,
+) -> None:
     """Show every configured model and whether it can load (nothing is loaded or built)."""
     settings = load_settings(ctx)
     with cli_errors():
         from rendercost.execution.models.registry import ModelRegistry
 
         statuses = ModelRegistry(settings).status()
+    if as_json:
+        typer.echo(json.dumps([asdict(status) for status in statuses], indent=2))
+        return
     table = Table(title="Models")
     for column in ("name", "source", "loadable", "details"):
         table.add_column(column, overflow="fold")

@@ -15,7 +15,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from enum import StrEnum
 
 from sqlalchemy import Connection, Engine, delete, func, or_, select, update
 
@@ -24,17 +23,13 @@ from rendercost.db.types import Money, exact_sum
 from rendercost.domain.jobs import TERMINAL_STATES
 from rendercost.domain.money import ZERO
 from rendercost.errors import BudgetExceeded, InvalidRequest, NotFound
+from rendercost.governance.periods import Period
 from rendercost.governance.tables import GLOBAL_SCOPE, budget_reservations, budgets
 from rendercost.ledger.tables import cost_lines
 from rendercost.queue.tables import jobs
 
 UNATTACHED_TTL = timedelta(minutes=10)  # a reservation whose enqueue never happened stops counting
 _MONEY = Money()
-
-
-class Period(StrEnum):
-    DAY = "day"  # UTC calendar day
-    MONTH = "month"  # UTC calendar month
 
 
 @dataclass(frozen=True)

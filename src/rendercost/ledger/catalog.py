@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 from rendercost.domain.costs import PricingModel
 from rendercost.domain.money import COST_QUANTUM
 from rendercost.errors import InvalidRequest
+from rendercost.ledger.planner_prices import PlannerTables, parse_planner_tables
 
 SHIPPED_CATALOG = "catalog.toml"  # file name inside the rendercost.data package folder
 STORAGE_BACKENDS = ("local", "s3")  # backends the artifact stores price against
@@ -61,6 +62,7 @@ class PriceCatalog:
     devices: Mapping[str, Mapping[PricingModel, Mapping[str, Decimal]]]  # type -> model -> region -> USD/h
     storage: Mapping[str, Mapping[str, StoragePrices]]  # backend -> region -> prices
     llm: Mapping[str, TokenPrices]  # model name -> prices
+    planner: PlannerTables = field(default_factory=PlannerTables)  # speeds, serverless, spot (planner)
 
     @classmethod
     def load(cls, path: Path | None = None) -> PriceCatalog:
@@ -175,7 +177,12 @@ def _parse(raw: dict[str, Any], source: str) -> PriceCatalog:
         for model, prices in _table(raw.get("llm", {}), "llm", source).items()
     }
     return PriceCatalog(
-        source=source, as_of=str(meta.get("as_of", "")), devices=devices, storage=storage, llm=llm
+        source=source,
+        as_of=str(meta.get("as_of", "")),
+        devices=devices,
+        storage=storage,
+        llm=llm,
+        planner=parse_planner_tables(raw, source),
     )
 
 

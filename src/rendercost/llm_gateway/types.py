@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 
 
 @dataclass(frozen=True)
@@ -56,11 +58,19 @@ class ProviderFailed(Exception):
         return self.status in (401, 403)
 
 
-def parse_retry_after(value: str | None) -> float | None:
-    """A Retry-After header in seconds (HTTP dates are not honoured: treated as absent)."""
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """A Retry-After header in seconds: delay-seconds, or an HTTP date (seconds from ``now``, the current
+    time by default; a past date is 0). None when absent or unreadable."""
     if value is None:
         return None
     try:
         return max(0.0, float(value))
     except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
         return None
+    if when.tzinfo is None:  # RFC 9110 dates are GMT; a zone-less one is read as UTC
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())

@@ -37,6 +37,8 @@ COMMANDS = (
     ("budgets", "list", "--help"),
     ("budgets", "show", "--help"),
     ("budgets", "override", "--help"),
+    ("config", "show", "--help"),
+    ("plan", "--help"),
 )
 
 _PROBE = """
@@ -85,3 +87,26 @@ def test_every_command_help_works_without_heavy_imports() -> None:
     result = _probe(COMMANDS)
     assert result["codes"] == [0] * len(COMMANDS)
     assert result["loaded"] == [], f"a command's --help imported {result['loaded']}"
+
+
+def test_shell_completion_completes_command_names() -> None:
+    script = subprocess.run(
+        [sys.executable, "-c", "from rendercost.cli import app; app(prog_name='rendercost')",
+         "--show-completion", "bash"],
+        capture_output=True, text=True, timeout=120, check=False,
+        env={**os.environ, "PYTHONPATH": str(Path(rendercost.__file__).parent.parent)},
+    )  # fmt: skip
+    assert script.returncode == 0, script.stderr
+    assert "_rendercost_completion" in script.stdout.replace("-", "_")
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(rendercost.__file__).parent.parent),
+        "_RENDERCOST_COMPLETE": "complete_bash",
+        "COMP_WORDS": "rendercost ren",
+        "COMP_CWORD": "1",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", "from rendercost.cli import app; app(prog_name='rendercost')"],
+        capture_output=True, text=True, env=env, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.stdout.split() == ["render"], done.stdout + done.stderr

@@ -17,7 +17,8 @@ from rendercost.db.clock import ManualClock
 from rendercost.domain.costs import Stage
 from rendercost.errors import BudgetExceeded, InvalidRequest, NotFound
 from rendercost.governance.alerts import AlertNotifier, sign
-from rendercost.governance.budgets import BudgetStore, Period, period_bounds
+from rendercost.governance.budgets import BudgetStore, period_bounds
+from rendercost.governance.periods import Period
 from rendercost.governance.tables import GLOBAL_SCOPE
 from tests.unit.governance.helpers import line, seed
 

@@ -1,7 +1,8 @@
 """LoRAs: found by name in configured folders, loaded into a pipeline once and kept warm (LRU).
 
 A LoRA is named by its file stem (``my-style`` for ``my-style.safetensors``), never by a path, so a
-client can only reach files an operator put in a LoRA folder.
+client can only reach files an operator put in a LoRA folder. Only safetensors files are found and they
+are loaded with ``use_safetensors=True``: a pickled LoRA is never unpickled.
 """
 
 from __future__ import annotations
@@ -106,7 +107,9 @@ class WarmAdapters:
             self._pipeline.delete_adapters([victim])
             del self._loaded[victim]
         try:
-            self._pipeline.load_lora_weights(str(path.parent), weight_name=path.name, adapter_name=name)
+            self._pipeline.load_lora_weights(
+                str(path.parent), weight_name=path.name, adapter_name=name, use_safetensors=True
+            )
         except Exception as exc:  # diffusers/PEFT raise many types for a bad file
             raise ModelLoadFailed(f"LoRA {path.stem!r} ({path}) cannot be loaded: {exc}") from exc
         self._loaded[name] = path

@@ -31,6 +31,8 @@ from rendercost.execution.pipeline import speedups
 from rendercost.settings import ModelConfig, Settings
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+# Weight files that torch reads with pickle (which runs code); a model folder is loaded from safetensors.
+PICKLE_SUFFIXES = frozenset({".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle"})
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,7 @@ class ModelRegistry:
             return ModelStatus(name, source, True, "embedded tiny model, built on first use")
         try:
             folder = resolve_source(source)
+            refuse_pickle_weights(name, folder)
         except ModelLoadFailed as exc:
             return ModelStatus(name, source, False, exc.message)
         kind = "embedded tiny model" if name == self._embedded else "ready"
@@ -164,6 +167,9 @@ class ModelRegistry:
 
     def _load(self, name: str, config: ModelConfig) -> LoadedModel:
         folder = self.folder(name, allow_paths=True)
+        refuse_pickle_weights(name, folder)
+        if self._settings.torch_threads:
+            torch.set_num_threads(self._settings.torch_threads)
         device = _resolve_device(config.device, self._settings.device)
         dtype = _resolve_dtype(config.dtype, device)
         pipeline = _load_pipeline(name, folder, dtype, device)
@@ -275,6 +281,19 @@ class ModelRegistry:
         return tokenizers
 
 
+def refuse_pickle_weights(name: str, folder: Path) -> None:
+    """Raise ``ModelLoadFailed`` naming the file when a folder of ``folder`` (itself included) holds
+    pickle weights and no safetensors: loading them would run the pickle."""
+    for directory in sorted({folder, *(p.parent for p in folder.rglob("*") if p.is_file())}):
+        files = [p for p in directory.iterdir() if p.is_file()]
+        pickled = sorted(p for p in files if p.suffix in PICKLE_SUFFIXES)
+        if pickled and not any(p.suffix == ".safetensors" for p in files):
+            raise ModelLoadFailed(
+                f"model {name!r}: {pickled[0]} is a pickle weight file (code runs when it is read) and "
+                f"{directory} has no .safetensors; convert it to safetensors (safetensors.torch.save_file)"
+            )
+
+
 def _dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
@@ -299,7 +318,7 @@ def _load_pipeline(name: str, folder: Path, dtype: torch.dtype, device: str) -> 
     transformers_logging.disable_progress_bar()
     try:
         pipeline = StableDiffusionXLPipeline.from_pretrained(
-            str(folder), dtype=dtype, local_files_only=True, add_watermarker=False
+            str(folder), dtype=dtype, local_files_only=True, add_watermarker=False, use_safetensors=True
         )
         pipeline.to(device)
     except Exception as exc:  # diffusers/transformers/torch raise many types for unreadable weights

