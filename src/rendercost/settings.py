@@ -172,10 +172,14 @@ class Settings(BaseSettings):
     rate_limit_tenant_images_per_minute: int = 240  # images requested per tenant; 0 = off
     rate_limit_fail_open: bool = True  # Redis unreachable: admit (warning logged) or refuse with 503
     budget_alert_webhook_url: str | None = None  # budget alerts are POSTed here (signed like job webhooks)
-    webhook_secret: str | None = None  # HMAC key for webhooks of keys without their own; None: generated
-    webhook_max_attempts: int = 5  # deliveries tried per job before giving up
+    webhook_secret: str | None = None  # HMAC key for webhooks of keys without their own; None: the database's
+    webhook_max_attempts: int = 12  # POSTs tried per job before it is failed (30 s doubling to 1 h: ~5 h)
     webhook_timeout_s: float = 10.0  # per delivery attempt
     webhook_allowed_hosts: list[str] = []  # hosts/IPs/CIDRs webhooks may reach beyond public addresses
+    webhook_backoff_base_s: float = 30.0  # wait after the first failed POST; doubles after each one
+    webhook_backoff_cap_s: float = 3600.0  # longest wait between two POSTs
+    webhook_max_age_s: float = 86400.0  # no retry starts later than this after the first POST
+    webhook_lease_s: float = 60.0  # a claimed delivery another server may take once this runs out
 
     @classmethod
     def settings_customise_sources(

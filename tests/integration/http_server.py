@@ -49,6 +49,7 @@ def live_server(
         "max_wait_ms": 0,
         "webhook_secret": "hook-secret",
         "webhook_allowed_hosts": ["127.0.0.1"],  # the tests' receivers listen on loopback
+        "webhook_backoff_base_s": 0.2,  # a retry after a receiver's 503 comes within the tests' waits
     }
     settings = make_tiny_settings(data_dir, model_dir, **{**values, **overrides})
     registry = ModelRegistry(settings)

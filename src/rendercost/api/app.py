@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import secrets
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, Counter
@@ -27,14 +25,23 @@ from rendercost.admission.ratelimit import RateLimiter
 from rendercost.admission.rewrite import PromptRewriter
 from rendercost.admission.routing import RoutingStore
 from rendercost.api import result_cache as api_result_cache
-from rendercost.api import routes_costs, routes_images, routes_jobs, routes_ops, routes_plan
+from rendercost.api import (
+    routes_costs,
+    routes_images,
+    routes_jobs,
+    routes_ops,
+    routes_plan,
+    routes_webhooks,
+)
 from rendercost.api.deps import ApiServices, Governance, ReadinessCheck
 from rendercost.api.errors import install_error_handlers
 from rendercost.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from rendercost.api.views import webhook_payload
-from rendercost.api.webhooks import WebhookDispatcher, WebhookOutbox
+from rendercost.api.webhook_outbox import WebhookOutbox
+from rendercost.api.webhooks import WebhookDispatcher
 from rendercost.artifacts.protocol import ArtifactStore
-from rendercost.auth.keys import KeyStore, write_secret_file
+from rendercost.auth.keys import KeyStore
+from rendercost.auth.signing import SigningSecrets
 from rendercost.caches.result_cache import ResultCache
 from rendercost.execution.models.catalog import SettingsModelCatalog
 from rendercost.governance.alerts import Alert, AlertNotifier
@@ -47,7 +54,6 @@ from rendercost.queue.sql_store import SqlJobStore
 from rendercost.settings import Settings
 
 API_TITLE = "rendercost"
-WEBHOOK_SECRET_FILE = "webhook-secret"  # in data_dir, made on first start when no secret is set
 
 
 def database_check(engine: Engine) -> ReadinessCheck:
@@ -58,16 +64,10 @@ def database_check(engine: Engine) -> ReadinessCheck:
     return check
 
 
-def resolve_webhook_secret(settings: Settings) -> str:
-    """``settings.webhook_secret``, else the one in ``data_dir/webhook-secret`` (made once, mode 0600)."""
-    if settings.webhook_secret:
-        return settings.webhook_secret
-    path = Path(settings.data_dir) / WEBHOOK_SECRET_FILE
-    if path.is_file():
-        return path.read_text().strip()
-    secret = secrets.token_urlsafe(32)
-    write_secret_file(path, secret)
-    return secret
+def resolve_webhook_secret(settings: Settings, engine: Engine) -> str:
+    """``settings.webhook_secret``, else the deployment's secret in the database (made once, atomically,
+    so every server on the database signs with the same one)."""
+    return settings.webhook_secret or SigningSecrets(engine).ensure()
 
 
 def build_services(
@@ -111,13 +111,13 @@ def build_services(
         store=store,
         artifacts=artifacts,
         keys=KeyStore(engine),
-        outbox=WebhookOutbox(engine),
+        outbox=WebhookOutbox.from_settings(engine, settings),
         catalog=catalog,
         metrics=metrics,
         limiter=limiter,
         admission=admission,
         readiness={"database": database_check(engine), **(readiness or {})},
-        webhook_secret=resolve_webhook_secret(settings),
+        webhook_secret=resolve_webhook_secret(settings, engine),
         exact=exact,
         governance=governance,
     )
@@ -129,7 +129,7 @@ def build_governance(engine: Engine, settings: Settings, metrics: Metrics) -> Go
     notifier = AlertNotifier(
         budgets,
         webhook_url=settings.budget_alert_webhook_url,
-        secret=resolve_webhook_secret(settings),
+        secret=resolve_webhook_secret(settings, engine),
         on_alert=alert_counter(metrics.registry),
     )
     return Governance(engine=engine, budgets=budgets, notifier=notifier, routing=RoutingStore(engine))
@@ -189,7 +189,6 @@ def create_app(services: ApiServices, *, run_webhooks: bool = True) -> FastAPI:
                 webhook_payload,
                 server_secret=services.webhook_secret,
                 metrics=services.metrics,
-                max_attempts=services.settings.webhook_max_attempts,
                 timeout_s=services.settings.webhook_timeout_s,
                 allowed_hosts=services.settings.webhook_allowed_hosts,
             )
@@ -218,4 +217,5 @@ def create_app(services: ApiServices, *, run_webhooks: bool = True) -> FastAPI:
     app.include_router(routes_costs.router)
     app.include_router(api_result_cache.router)
     app.include_router(routes_plan.router)
+    app.include_router(routes_webhooks.router)
     return app

@@ -25,7 +25,7 @@ from rendercost.admission.ticket import Admitted, Ticket
 from rendercost.api.eta import EtaEstimator
 from rendercost.api.events import JobEvents
 from rendercost.api.middleware import RATE_LIMIT_STATE, TENANT_STATE
-from rendercost.api.webhooks import WebhookOutbox
+from rendercost.api.webhook_outbox import WebhookOutbox
 from rendercost.artifacts.protocol import ArtifactStore
 from rendercost.auth.keys import ApiKey, KeyStore
 from rendercost.errors import AuthenticationFailed

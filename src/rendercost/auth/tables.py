@@ -1,4 +1,5 @@
-"""Tables of tenants and API keys, on the shared metadata (Alembic revision 0003_api_keys)."""
+"""Tables of tenants, API keys and webhook signing secrets, on the shared metadata (Alembic revisions
+0003_api_keys and 0006_webhook_fleet)."""
 
 from __future__ import annotations
 
@@ -28,4 +29,14 @@ api_keys = Table(
     Column("webhook_secret", String(128), nullable=True),  # signs this key's webhooks; None: server's
     Column("created_at", UtcDateTime, nullable=False),
     Column("revoked_at", UtcDateTime, nullable=True),  # a revoked key is refused
+)
+
+DEPLOYMENT_SCOPE = "*"  # the signing_secrets row of the whole deployment (no tenant is named "*")
+
+signing_secrets = Table(
+    "signing_secrets",
+    metadata,
+    Column("scope", String(MAX_TENANT_LENGTH), primary_key=True),  # DEPLOYMENT_SCOPE, or a tenant
+    Column("secret", String(128), nullable=False),  # whsec_<base64 of 32 random bytes>
+    Column("created_at", UtcDateTime, nullable=False),
 )

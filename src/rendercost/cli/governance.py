@@ -193,7 +193,7 @@ def anomalies(
             notifier = AlertNotifier(
                 BudgetStore(engine),
                 webhook_url=settings.budget_alert_webhook_url,
-                secret=resolve_webhook_secret(settings),
+                secret=resolve_webhook_secret(settings, engine),
             )
             notifier.anomalies(found)
     if as_json:

@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+from datetime import UTC, datetime
 
 import httpx
 import pytest
 
 from rendercost.api.destinations import check_destination
 from rendercost.api.views import webhook_payload
+from rendercost.api.webhook_outbox import Delivery, RetrySchedule, WebhookOutbox
 from rendercost.api.webhooks import SIGNATURE_HEADER, WebhookDispatcher, sign, verify_signature
+from rendercost.db.clock import ManualClock
 from rendercost.domain.jobs import JobState
 from rendercost.errors import InvalidRequest
 from rendercost.testing.waiting import wait_for_job
@@ -43,18 +46,23 @@ def _finished_job_with_hook(api: Api, key: str | None = None) -> str:
 
 
 def _dispatch(api: Api, handler: httpx.MockTransport, secret: str = "test-secret") -> None:
+    """Deliver until nothing more is due, moving a manual clock past each stored retry time."""
     svc = api.server.services
+    clock = ManualClock(datetime.now(UTC))
+    schedule = RetrySchedule(base_s=30, cap_s=3600, max_attempts=3)
+    outbox = WebhookOutbox(svc.outbox.engine, schedule=schedule, clock=clock)
     dispatcher = WebhookDispatcher(
-        svc.outbox, svc.store, svc.keys, webhook_payload, server_secret=secret, metrics=svc.metrics,
-        max_attempts=3, backoff_base_s=0.01, transport=handler, allowed_hosts=["127.0.0.1"],
+        outbox, svc.store, svc.keys, webhook_payload, server_secret=secret, metrics=svc.metrics,
+        transport=handler, allowed_hosts=["127.0.0.1"],
     )  # fmt: skip
 
-    async def once() -> None:
+    async def until_idle() -> None:
         async with httpx.AsyncClient(transport=handler) as client:
-            await dispatcher.poll_once(client)
-            await asyncio.gather(*dispatcher._tasks)
+            while await dispatcher.poll_once(client):
+                await asyncio.gather(*dispatcher._tasks)
+                clock.advance(schedule.cap_s)
 
-    asyncio.run(once())
+    asyncio.run(until_idle())
 
 
 def test_retries_server_errors_then_delivers_signed(make_api: ApiFactory) -> None:
@@ -117,16 +125,16 @@ def test_a_delivery_is_not_sent_again_while_its_outcome_is_being_recorded(make_a
         svc.outbox, svc.store, svc.keys, webhook_payload, server_secret="s", metrics=svc.metrics,
         transport=handler, allowed_hosts=["127.0.0.1"],
     )  # fmt: skip
-    finish = svc.outbox.finish
+    record = svc.outbox.record
     recording = threading.Event()
     release = threading.Event()
 
-    def slow_finish(job: str, *, delivered: bool, attempts: int, error: str | None) -> None:
+    def slow_record(delivery: Delivery, owner: str, error: str | None, *, retryable: bool) -> str | None:
         recording.set()
         release.wait(10)
-        finish(job, delivered=delivered, attempts=attempts, error=error)
+        return record(delivery, owner, error, retryable=retryable)
 
-    svc.outbox.finish = slow_finish  # type: ignore[method-assign]
+    svc.outbox.record = slow_record  # type: ignore[method-assign]
 
     async def race() -> None:
         async with httpx.AsyncClient(transport=handler) as client:
