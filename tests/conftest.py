@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.fixtures.models",
     "tests.fixtures.databases",
     "tests.fixtures.llm",
+    "tests.fixtures.s3",
 ]

@@ -116,6 +116,11 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=default_data_dir)  # models, database, artifacts
     database_url: str | None = None  # None: sqlite file in data_dir
     artifacts_dir: Path | None = None  # None: data_dir/artifacts
+    # s3://bucket/prefix: images in an S3-compatible bucket (endpoint, region, credentials from the AWS
+    # environment: AWS_ENDPOINT_URL_S3, AWS_REGION, AWS_ACCESS_KEY_ID, ...); None: the artifacts_dir folder
+    artifacts_url: str | None = Field(default=None, pattern=r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?$")
+    # > 0 (S3 only): image URLs are presigned GETs valid this long; 0: served through the API (key-checked)
+    artifacts_presign_seconds: int = Field(default=0, ge=0, le=604800)  # SigV4 allows at most 7 days
 
     models: dict[str, ModelConfig] = Field(default_factory=dict)  # by name; "default" is the tiny model
     default_model: str = DEFAULT_MODEL_NAME
