@@ -34,7 +34,7 @@ def test_round_trip_with_the_local_stores_keys_under_the_prefix(s3_bucket: S3Buc
     assert ref.key == f"{digest[:2]}/{digest[2:4]}/{digest}.png"
     assert ref.key == LocalArtifactStore(tmp_path).put(b"pixels", media_type="image/png", suffix="png").key
     assert (ref.sha256, ref.size_bytes, ref.media_type) == (digest, 6, "image/png")
-    assert s3_bucket.keys() == [f"renders/{ref.key}"]
+    assert s3_bucket.object_keys() == [f"renders/{ref.key}"]
     head = s3_bucket.client.head_object(Bucket=s3_bucket.name, Key=f"renders/{ref.key}")
     assert head["ContentType"] == "image/png"
     assert store.get(ref.key) == b"pixels"
@@ -49,7 +49,7 @@ def test_same_bytes_same_object_different_bytes_different_keys(s3_bucket: S3Buck
     assert store.put(b"a", media_type="image/png", suffix="png") == first
     other = store.put(b"b", media_type="image/png", suffix="png")
     assert other.key != first.key
-    assert s3_bucket.keys() == sorted([first.key, other.key])
+    assert s3_bucket.object_keys() == sorted([first.key, other.key])
 
 
 def test_missing_and_malformed_keys_are_not_found(s3_bucket: S3Bucket) -> None:
@@ -67,7 +67,7 @@ def test_delete_removes_and_tolerates_absence(s3_bucket: S3Bucket) -> None:
     ref = store.put(b"x", media_type="image/png", suffix="png")
     store.delete(ref.key)
     assert not store.exists(ref.key)
-    assert s3_bucket.keys() == []
+    assert s3_bucket.object_keys() == []
     store.delete(ref.key)
 
 
@@ -139,7 +139,7 @@ def test_an_upload_cut_mid_body_leaves_no_object(s3_bucket: S3Bucket, cutting_pr
     with pytest.raises(Exception):  # noqa: B017 - whatever botocore raises for a dropped connection
         broken.put(data, media_type="image/png", suffix="png")
     assert cutting_proxy.connections >= 1
-    assert s3_bucket.keys() == []  # no partial object, no temp object
+    assert s3_bucket.object_keys() == []  # no partial object, no temp object
     ref = make_store(s3_bucket).put(data, media_type="image/png", suffix="png")
     assert make_store(s3_bucket).get(ref.key) == data
 
@@ -198,5 +198,5 @@ def test_factory_opens_the_configured_store(s3_bucket: S3Bucket, tmp_path: Path)
     remote = open_artifact_store(f"s3://{s3_bucket.name}/p", tmp_path / "unused")
     assert isinstance(remote, S3ArtifactStore)
     ref = remote.put(b"via factory", media_type="image/png", suffix="png")
-    assert s3_bucket.keys() == [f"p/{ref.key}"]
+    assert s3_bucket.object_keys() == [f"p/{ref.key}"]
     assert not (tmp_path / "unused").exists()
