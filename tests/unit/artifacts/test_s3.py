@@ -200,3 +200,22 @@ def test_factory_opens_the_configured_store(s3_bucket: S3Bucket, tmp_path: Path)
     ref = remote.put(b"via factory", media_type="image/png", suffix="png")
     assert s3_bucket.object_keys() == [f"p/{ref.key}"]
     assert not (tmp_path / "unused").exists()
+
+
+def test_settings_refuse_a_url_that_is_not_s3_and_a_lifetime_sigv4_cannot_sign(tmp_path: Path) -> None:
+    from pydantic import ValidationError
+
+    from rendercost.settings import Settings
+
+    assert (
+        Settings(data_dir=tmp_path, artifacts_url="s3://my-bucket/a/b").artifacts_url == "s3://my-bucket/a/b"
+    )
+    for bad in (
+        {"artifacts_url": "/srv/images"},
+        {"artifacts_url": "s3://"},
+        {"artifacts_presign_seconds": -1},
+    ):
+        with pytest.raises(ValidationError):
+            Settings(data_dir=tmp_path, **bad)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError):
+        Settings(data_dir=tmp_path, artifacts_presign_seconds=7 * 24 * 3600 + 1)
