@@ -70,11 +70,16 @@ def test_presigned_urls_fetch_the_image_without_a_key(make_api: ApiFactory, s3_b
         meta = http.get(f"/v1/images/{job_id}-0", headers=api.headers()).json()
         after = datetime.now(UTC)
         through_api = http.get(f"/v1/images/{job_id}-0", headers={**api.headers(), "Accept": "image/png"})
+        repeat = http.post(GEN, json={"prompt": "an owl", "size": "64x64", "seed": 4}, headers=api.headers())
     for url in (presigned, meta["url"]):
         assert url.startswith(f"{s3_bucket.endpoint_url}/{s3_bucket.name}/")
         assert "X-Amz-Expires=600" in url and "X-Amz-Signature=" in url
         fetched = httpx.get(url)  # no API key
         assert fetched.status_code == 200
         assert fetched.content == through_api.content
+    assert repeat.json()["rendercost"]["cache"]["result"] == "hit"
+    cached = repeat.json()["data"][0]["url"]  # a cache answer's URL is presigned too
+    assert cached.startswith(f"{s3_bucket.endpoint_url}/{s3_bucket.name}/") and "X-Amz-Expires=600" in cached
+    assert httpx.get(cached).content == through_api.content
     expires = datetime.fromisoformat(meta["url_expires_at"])
     assert before + timedelta(seconds=600) <= expires <= after + timedelta(seconds=600)
