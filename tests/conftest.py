@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.databases",
     "tests.fixtures.llm",
     "tests.fixtures.redis",
+    "tests.fixtures.s3",
 ]

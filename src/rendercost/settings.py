@@ -122,6 +122,11 @@ class Settings(BaseSettings):
     # None: in-memory rate limits (per process) and the local embedding cache (data_dir/cache/embeddings)
     redis_url: str | None = None  # redis://[:password@]host:port[/db]
     redis_timeout_s: float = Field(default=0.25, gt=0)  # connect and per-command socket timeout
+    # s3://bucket/prefix: images in an S3-compatible bucket (endpoint, region, credentials from the AWS
+    # environment: AWS_ENDPOINT_URL_S3, AWS_REGION, AWS_ACCESS_KEY_ID, ...); None: the artifacts_dir folder
+    artifacts_url: str | None = Field(default=None, pattern=r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?$")
+    # > 0 (S3 only): image URLs are presigned GETs valid this long; 0: served through the API (key-checked)
+    artifacts_presign_seconds: int = Field(default=0, ge=0, le=604800)  # SigV4 allows at most 7 days
 
     models: dict[str, ModelConfig] = Field(default_factory=dict)  # by name; "default" is the tiny model
     default_model: str = DEFAULT_MODEL_NAME

@@ -39,14 +39,22 @@ def hit_info(hit: CacheHit) -> RenderCostInfo:
 
 
 async def hit_data(svc: ApiServices, hit: CacheHit, base_url: str, *, b64: bool) -> list[ImageData]:
+    """The cached files as base64, or as URLs: ``GET /v1/cached-images/{key}``, or presigned GETs of the
+    stored objects when ``artifacts_presign_seconds`` is positive and the store can presign."""
     entries = hit.answer.entries
     if not b64:
-        return [ImageData(url=f"{base_url.rstrip('/')}/v1/cached-images/{entry.key}") for entry in entries]
+        return [await _cached_url(svc, entry.key, entry.location, base_url) for entry in entries]
     data = []
     for entry in entries:
         raw = await blocking(svc.artifacts.get, entry.location)
         data.append(ImageData(b64_json=base64.b64encode(raw).decode()))
     return data
+
+
+async def _cached_url(svc: ApiServices, key: str, location: str, base_url: str) -> ImageData:
+    seconds = svc.settings.artifacts_presign_seconds
+    link = await blocking(svc.artifacts.presigned_url, location, seconds) if seconds > 0 else None
+    return ImageData(url=link.url if link else f"{base_url.rstrip('/')}/v1/cached-images/{key}")
 
 
 @router.get("/v1/cached-images/{key}", responses={200: {"content": {"image/png": {}}}, 404: {}})

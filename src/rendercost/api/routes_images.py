@@ -3,6 +3,10 @@
 ``POST /v1/images/generations`` queues one job and awaits it (``settings.images_wait_timeout_s``, then
 504 ``timeout`` naming the job id), then answers in OpenAI's shape plus a ``rendercost`` cost object.
 ``GET /v1/images/{id}`` returns JSON metadata, or the bytes when ``Accept`` asks for an image.
+
+An image's URL is ``GET /v1/images/{id}`` (key-checked) unless ``settings.artifacts_presign_seconds`` is
+positive and the store can presign (S3): then it is a presigned GET of the stored object, valid that long
+(the metadata says until when, ``url_expires_at``).
 """
 
 from __future__ import annotations
@@ -35,8 +39,10 @@ from rendercost.api.views import (
     rewrite_info,
 )
 from rendercost.api.waiting import wait_for_job
+from rendercost.artifacts.protocol import PresignedUrl
 from rendercost.domain.controls import ClientInfo
 from rendercost.domain.jobs import Job, JobState
+from rendercost.domain.results import ImageResult
 from rendercost.domain.specs import RenderRequest, resolve_seed
 from rendercost.errors import Conflict, NotFound, RenderFailed
 
@@ -122,8 +128,11 @@ async def create_images(request: Request, body: ImageGenerationRequest, key: Aut
             raw = await blocking(svc.artifacts.get, image.artifact_key)
             data.append(ImageData(b64_json=base64.b64encode(raw).decode()))
     else:
-        base = str(request.base_url)
-        data = [ImageData(url=image_url(base, job.id, image.index)) for image in images]
+        for image in images:
+            link = await _presigned(request, image)
+            data.append(
+                ImageData(url=link.url if link else image_url(str(request.base_url), job.id, image.index))
+            )
     for item in data:
         item.revised_prompt = revised_prompt(job.request)
     return ImagesResponse(created=int(time.time()), data=data, rendercost=rendercost_info(job))
@@ -141,6 +150,15 @@ async def _hit_response(
     info.cache.rewrite = str(rewrite.cache) if rewrite is not None else "off"
     info.rewrite = rewrite_info(render_request)
     return ImagesResponse(created=int(time.time()), data=answer, rendercost=info)
+
+
+async def _presigned(request: Request, image: ImageResult) -> PresignedUrl | None:
+    """The presigned GET URL of ``image`` when presigning is on and the store has such URLs."""
+    svc = services(request)
+    seconds = svc.settings.artifacts_presign_seconds
+    if seconds <= 0:
+        return None
+    return await blocking(svc.artifacts.presigned_url, image.artifact_key, seconds)
 
 
 def _wants_bytes(accept: str | None) -> bool:
@@ -168,6 +186,7 @@ async def get_image(
     if _wants_bytes(accept):
         raw = await blocking(svc.artifacts.get, image.artifact_key)
         return Response(content=raw, media_type=image.media_type)
+    link = await _presigned(request, image)
     return ImageMeta(
         id=image_id,
         job_id=job.id,
@@ -175,6 +194,7 @@ async def get_image(
         media_type=image.media_type,
         seed=image.seed,
         size_bytes=image.size_bytes,
-        url=image_url(str(request.base_url), job.id, index),
+        url=link.url if link else image_url(str(request.base_url), job.id, index),
+        url_expires_at=link.expires_at.isoformat() if link else None,
         receipt=image.receipt.to_dict(),
     )

@@ -181,7 +181,8 @@ class ImageMeta(BaseModel):
     media_type: str
     seed: int | None = None
     size_bytes: int | None = None
-    url: str
+    url: str  # GET /v1/images/{id}, or a presigned GET of the stored object (artifacts_presign_seconds)
+    url_expires_at: str | None = None  # ISO 8601 UTC, when url is presigned
     receipt: dict[str, Any] | None = None
 
 

@@ -10,25 +10,24 @@ old ones of any host. Temp names are ``.tmp-<host>-<pid>-<random>``.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
-import re
 import socket
 import tempfile
 import time
 from pathlib import Path
 
-from rendercost.artifacts.protocol import ArtifactRef
-from rendercost.errors import InvalidRequest, NotFound
+from rendercost.artifacts.keys import content_key, is_key
+from rendercost.artifacts.protocol import ArtifactRef, PresignedUrl
+from rendercost.errors import NotFound
 
 TEMP_PREFIX = ".tmp-"  # every temp file the store writes starts with this
 DEFAULT_SWEEP_AGE_S = 3600.0  # temp files older than this are orphans, whichever host wrote them
-_KEY_RE = re.compile(r"^[0-9a-f]{2}/[0-9a-f]{2}/[0-9a-f]{64}(\.[a-z0-9]{1,10})?$")
-_SUFFIX_RE = re.compile(r"^[a-z0-9]{1,10}$")
 
 
 class LocalArtifactStore:
     """An ``ArtifactStore`` over a local folder; safe to share between threads and processes."""
+
+    backend = "local"  # the catalog's storage backend for this store
 
     def __init__(self, root: Path, *, sweep_older_than_s: float | None = DEFAULT_SWEEP_AGE_S) -> None:
         """Open (and create) ``root``; sweep temp files older than ``sweep_older_than_s`` (None: skip)."""
@@ -39,11 +38,7 @@ class LocalArtifactStore:
 
     def put(self, data: bytes, *, media_type: str, suffix: str) -> ArtifactRef:
         """Store ``data`` under its content address; storing the same bytes again is a no-op."""
-        suffix = suffix.lower().lstrip(".")
-        if suffix and not _SUFFIX_RE.match(suffix):
-            raise InvalidRequest(f"artifact suffix {suffix!r} must be 1-10 letters or digits", param="suffix")
-        digest = hashlib.sha256(data).hexdigest()
-        key = f"{digest[:2]}/{digest[2:4]}/{digest}" + (f".{suffix}" if suffix else "")
+        key, digest = content_key(data, suffix)
         path = self.root / key
         if not path.exists():
             _write_atomic(path, data)
@@ -65,6 +60,10 @@ class LocalArtifactStore:
     def local_path(self, key: str) -> str | None:
         return str(self._path(key))
 
+    def presigned_url(self, key: str, lifetime_s: int) -> PresignedUrl | None:
+        """Always None: a local folder has no URLs of its own (the API serves the bytes)."""
+        return None
+
     def sweep_temp_files(self, older_than_s: float = DEFAULT_SWEEP_AGE_S) -> int:
         """Delete orphaned temp files; return how many. A temp file is an orphan when the process that
         wrote it (on this host) is gone, or when it was last modified more than ``older_than_s`` ago."""
@@ -78,7 +77,7 @@ class LocalArtifactStore:
         return removed
 
     def _path(self, key: str) -> Path:
-        if not _KEY_RE.match(key):
+        if not is_key(key):
             raise NotFound(f"artifact {key} not found")
         return self.root / key
 

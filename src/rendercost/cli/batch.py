@@ -15,7 +15,6 @@ unreachable).
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -30,7 +29,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemaini
 from rich.progress import Progress as ProgressBar
 from rich.table import Table
 
-from rendercost.artifacts.local import LocalArtifactStore
+from rendercost.artifacts.protocol import ArtifactStore
 from rendercost.cli.batch_lines import BadLine, BatchLine, read_lines
 from rendercost.cli.batch_run import BatchRun, enqueue_lines
 from rendercost.cli.common import cli_errors, load_settings
@@ -109,7 +108,7 @@ def run_batch(
     fingerprint = ModelRegistry(settings).fingerprint
     with local_queue(settings, SettingsModelCatalog(settings), fingerprint) as local:
         store, artifacts = local.store, local.artifacts
-        pricing = WorkerPricing.from_settings(settings)
+        pricing = WorkerPricing.from_settings(settings, storage_backend=artifacts.backend)
         jobs_by_line = enqueue_lines(local.admission, lines)
         run = BatchRun(store, jobs_by_line)
         base_id = default_worker_id()
@@ -164,14 +163,13 @@ def _progress_bar(console: Console, run: BatchRun) -> Iterator[Callable[[], None
         tick()
 
 
-def _copy_images(artifacts: LocalArtifactStore, out: Path, jobs: dict[int, Job]) -> None:
+def _copy_images(artifacts: ArtifactStore, out: Path, jobs: dict[int, Job]) -> None:
+    """Each succeeded line's images as ``out/NNNNN-I.suffix``, read through the store (local or S3)."""
     out.mkdir(parents=True, exist_ok=True)
     for number, job in sorted(jobs.items()):
         for image in job.result.images if job.state is JobState.SUCCEEDED and job.result else ():
             suffix = OutputFormat.from_media_type(image.media_type).suffix
-            source = artifacts.local_path(image.artifact_key)
-            assert source is not None
-            shutil.copyfile(source, out / f"{number:05d}-{image.index}.{suffix}")
+            (out / f"{number:05d}-{image.index}.{suffix}").write_bytes(artifacts.get(image.artifact_key))
 
 
 def _summary(

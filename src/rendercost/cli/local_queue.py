@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 from rendercost.admission.catalog import ModelCatalog
 from rendercost.admission.exact_cache import ExactCache, Fingerprint, SettledHook, storing_hook
 from rendercost.admission.front_door import Admission
-from rendercost.artifacts.local import LocalArtifactStore
+from rendercost.artifacts.factory import open_artifact_store
+from rendercost.artifacts.protocol import ArtifactStore
 from rendercost.caches.result_cache import ResultCache
 from rendercost.ledger.billing import Biller
 from rendercost.settings import Settings
@@ -36,7 +37,7 @@ class LocalQueue:
 
     settings: Settings
     store: SqlJobStore
-    artifacts: LocalArtifactStore
+    artifacts: ArtifactStore
     exact: ExactCache
     biller: Biller
     admission: Admission
@@ -71,7 +72,7 @@ def local_queue(settings: Settings, catalog: ModelCatalog, fingerprint: Fingerpr
     from rendercost.execution.worker.setup import open_job_store  # the stores, alembic
 
     with open_job_store(settings) as store:
-        artifacts = LocalArtifactStore(settings.resolved_artifacts_dir)
+        artifacts = open_artifact_store(settings.artifacts_url, settings.resolved_artifacts_dir)
         cache = ResultCache(store.engine, settings.result_cache_ttl_seconds)
         exact = ExactCache(cache, artifacts, fingerprint)
         biller = Biller(store)

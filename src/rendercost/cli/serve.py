@@ -139,7 +139,7 @@ def embedded_server(
     # server is assembled, so the other commands and ``--help`` start without them.
     from rendercost.admission.rewrite import PromptRewriter
     from rendercost.api.app import build_services, create_app
-    from rendercost.artifacts.local import LocalArtifactStore
+    from rendercost.artifacts.factory import open_artifact_store
     from rendercost.db.engine import create_db_engine
     from rendercost.db.migrate import migrate
     from rendercost.execution.models.catalog import RegistryCatalog
@@ -156,7 +156,7 @@ def embedded_server(
     try:
         migrate(engine)
         store = SqlJobStore.from_settings(engine, settings)
-        artifacts = LocalArtifactStore(settings.resolved_artifacts_dir)
+        artifacts = open_artifact_store(settings.artifacts_url, settings.resolved_artifacts_dir)
         metrics = Metrics()
         if catalog is None or (runner is None and workers > 0):
             registry = ModelRegistry(settings)

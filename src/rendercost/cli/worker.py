@@ -44,7 +44,7 @@ def worker(
     signal.signal(signal.SIGINT, on_signal)
     # The execution package (torch, diffusers) and the stores: imported only when this command runs.
     from rendercost.admission.exact_cache import ExactCache, storing_hook
-    from rendercost.artifacts.local import LocalArtifactStore
+    from rendercost.artifacts.factory import open_artifact_store
     from rendercost.caches.result_cache import ResultCache
     from rendercost.execution.models.registry import ModelRegistry
     from rendercost.execution.worker.setup import (
@@ -59,7 +59,7 @@ def worker(
 
     with cli_errors():
         registry = ModelRegistry(settings)  # one registry: the runner's models are the ones fingerprinted
-        artifacts = LocalArtifactStore(settings.resolved_artifacts_dir)
+        artifacts = open_artifact_store(settings.artifacts_url, settings.resolved_artifacts_dir)
         runner = build_runner(settings, registry)
         with (
             open_job_store(settings) as store,

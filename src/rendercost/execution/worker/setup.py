@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
-from rendercost.artifacts.local import LocalArtifactStore
+from rendercost.artifacts.factory import open_artifact_store
 from rendercost.artifacts.protocol import ArtifactStore
 from rendercost.batching.planner import BatchPlanner
 from rendercost.batching.policies import create_policy
@@ -118,12 +118,13 @@ def build_worker(
 ) -> Worker:
     """A ``Worker`` configured from ``settings``, settling through ``biller`` (default: a ``Biller`` on
     ``store``); ``InvalidRequest`` if the catalog cannot price it."""
+    artifacts = artifacts or open_artifact_store(settings.artifacts_url, settings.resolved_artifacts_dir)
     return Worker(
         store,
         runner,
-        artifacts or LocalArtifactStore(settings.resolved_artifacts_dir),
+        artifacts,
         build_planner(settings),
-        pricing or WorkerPricing.from_settings(settings),
+        pricing or WorkerPricing.from_settings(settings, storage_backend=artifacts.backend),
         biller=biller or Biller(store),
         worker_id=worker_id,
         lease_seconds=settings.lease_seconds,
