@@ -129,6 +129,7 @@ class Settings(BaseSettings):
     webhook_secret: str | None = None  # HMAC key for webhooks of keys without their own; None: generated
     webhook_max_attempts: int = 5  # deliveries tried per job before giving up
     webhook_timeout_s: float = 10.0  # per delivery attempt
+    fooocus_strict: bool = False  # Fooocus-API door: unknown styles/models/LoRAs are 422, never substituted
 
     @classmethod
     def settings_customise_sources(

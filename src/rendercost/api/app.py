@@ -27,7 +27,15 @@ from rendercost.admission.ratelimit import RateLimiter
 from rendercost.admission.rewrite import PromptRewriter
 from rendercost.admission.routing import RoutingStore
 from rendercost.api import result_cache as api_result_cache
-from rendercost.api import routes_costs, routes_images, routes_jobs, routes_ops
+from rendercost.api import (
+    routes_costs,
+    routes_fooocus,
+    routes_fooocus_query,
+    routes_images,
+    routes_jobs,
+    routes_models,
+    routes_ops,
+)
 from rendercost.api.deps import ApiServices, Governance, ReadinessCheck
 from rendercost.api.errors import install_error_handlers
 from rendercost.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
@@ -216,4 +224,7 @@ def create_app(services: ApiServices, *, run_webhooks: bool = True) -> FastAPI:
     app.include_router(routes_ops.router)
     app.include_router(routes_costs.router)
     app.include_router(api_result_cache.router)
+    app.include_router(routes_fooocus.router)
+    app.include_router(routes_fooocus_query.router)
+    app.include_router(routes_models.router)
     return app
