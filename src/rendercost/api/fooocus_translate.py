@@ -23,7 +23,7 @@ from rendercost.api.fooocus_schemas import (
 from rendercost.api.translate import build_request, resolve_loras, resolve_preset, resolve_size
 from rendercost.domain.controls import ClientInfo
 from rendercost.domain.specs import LoraRef, RenderRequest, resolve_seed
-from rendercost.errors import InvalidRequest, UnknownLora, UnknownModel
+from rendercost.errors import InvalidRequest, UnknownModel
 from rendercost.settings import Settings
 
 API_NAME = "fooocus"  # ClientInfo.api of jobs made at this door
@@ -66,19 +66,16 @@ def _loras(
     catalog: ModelCatalog, model: str, loras: list[FooocusLora], strict: bool
 ) -> tuple[tuple[LoraRef, ...], list[Substituted]]:
     wanted = [(i, lora) for i, lora in enumerate(loras) if lora.enabled and lora.model_name != NO_LORA]
-    kept: list[tuple[str, float]] = []
+    kept: list[LoraRef] = []
     dropped: list[Substituted] = []
     for i, lora in wanted:
-        stem = _stem(lora.model_name)
         try:
-            resolve_loras(catalog, model, [(stem, lora.weight)])
-        except (UnknownLora, InvalidRequest) as exc:
+            kept.extend(resolve_loras(catalog, model, [(_stem(lora.model_name), lora.weight)]))
+        except InvalidRequest as exc:  # UnknownLora, or a name that is not a file stem
             if strict:
                 raise InvalidRequest(exc.message, param=f"loras.{i}.model_name", code=exc.code) from None
             dropped.append(Substituted(field=f"loras.{i}.model_name", asked=lora.model_name, used=None))
-            continue
-        kept.append((stem, lora.weight))
-    return resolve_loras(catalog, model, kept), dropped
+    return tuple(kept), dropped
 
 
 def _output_format(extension: str, *, png: bool) -> str:

@@ -152,8 +152,10 @@ async def text_to_image(
     if job is None:
         return _queue_full(png=png, async_process=body.async_process)
     extra = _extra(ask)
-    if body.async_process and not png:
-        results = await image_results(svc, request, job, b64=body.require_base64, extra=extra)
+    if body.async_process and not png:  # a job answered from the cache has its images already
+        results = None
+        if job.state == JobState.SUCCEEDED:
+            results = await image_results(svc, request, job, b64=body.require_base64, extra=extra)
         return _json(async_view(job, results, extra).model_dump(mode="json"), job_cost(job))
     timeout, poll = svc.settings.images_wait_timeout_s, svc.settings.job_poll_interval_s
     job = await wait_for_job(svc, job.id, key.tenant, timeout_s=timeout, poll_s=poll)

@@ -295,3 +295,21 @@ def test_fooocus_v2_asks_for_the_prompt_rewrite(api: Api) -> None:
     rewrite = job["request"]["extra"]["rewrite"]
     assert rewrite["original_prompt"] == "a girl in the ground"
     assert job["request"]["spec"]["prompt"] == rewrite["revised_prompt"] != "a girl in the ground"
+
+
+def test_an_exact_repeat_is_answered_from_the_result_cache_at_no_cost(api: Api) -> None:
+    first = post(api, params(image_seed=900))
+    again = post(api, params(image_seed=900, async_process=True))
+    assert first.status_code == again.status_code == 200
+    assert Decimal(first.headers["X-Rendercost-Cost-USD"]) > 0
+    cached = AsyncJobResponse.model_validate(again.json())
+    assert cached.job_stage is AsyncJobStage.success and cached.job_result is not None  # at once
+    assert Decimal(again.headers["X-Rendercost-Cost-USD"]) == 0
+    assert again.json()["rendercost"]["job"]["cache"]["result"] == "hit"
+    assert len(api.runner.plans) == 1  # rendered once
+
+
+def test_a_webhook_url_must_be_http(api: Api) -> None:
+    response = post(api, params(webhook_url="ftp://example.com/hook"))
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "webhook_url"]
