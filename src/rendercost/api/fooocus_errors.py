@@ -3,13 +3,15 @@
 Fooocus-API is a plain FastAPI app, so its clients expect FastAPI's shapes: a validation error is
 422 ``{"detail": [{"loc", "msg", "type"}]}`` (rendercost's own field errors too, their ``param``
 renamed to the Fooocus field), a wrong or missing ``X-API-KEY`` is 403 ``{"detail": "Forbidden"}``.
-A body without a Content-Type is read as JSON, as older FastAPI versions (Fooocus-API's) did.
-Any other rendercost error keeps its status and adds ``detail`` (the message) beside the usual
-``error`` object, with ``Retry-After`` where the error carries one.
+Any other rendercost error keeps its status with ``detail`` (the message). Every body also holds
+rendercost's one ``error`` object (``{code, message, param, type}``), which Fooocus clients ignore,
+and ``Retry-After`` where the error carries one. A body without a Content-Type is read as JSON, as
+older FastAPI versions (Fooocus-API's) did.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -19,7 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
-from rendercost.api.errors import error_response
+from rendercost.api.errors import error_response, validation_error_response
 from rendercost.errors import AuthenticationFailed, InvalidRequest, RenderCostError
 
 # rendercost's names for a field -> the Fooocus-API field they come from
@@ -38,12 +40,19 @@ def invalid_response(exc: InvalidRequest) -> JSONResponse:
     field = FIELD_OF.get(exc.param or "", exc.param)
     loc = ["body", *(field.split(".") if field else [])]
     detail = [{"loc": loc, "msg": exc.message, "type": exc.code}]
-    return JSONResponse({"detail": detail}, status_code=422)
+    error = {**exc.to_dict(), "param": field}
+    return JSONResponse({"detail": detail, "error": error}, status_code=422)
+
+
+def validation_response(exc: RequestValidationError) -> JSONResponse:
+    """FastAPI's own 422, with the ``error`` object rendercost's handler would have made."""
+    error = json.loads(bytes(validation_error_response(exc).body))["error"]
+    return JSONResponse({"detail": jsonable_encoder(exc.errors()), "error": error}, status_code=422)
 
 
 def fooocus_error_response(exc: RenderCostError) -> Response:
     if isinstance(exc, AuthenticationFailed):
-        return JSONResponse({"detail": "Forbidden"}, status_code=403)
+        return JSONResponse({"detail": "Forbidden", "error": exc.to_dict()}, status_code=403)
     if isinstance(exc, InvalidRequest):
         return invalid_response(exc)
     response = error_response(exc)
@@ -76,7 +85,7 @@ class FooocusRoute(APIRoute):
             try:
                 return await handler(_as_json(request))
             except RequestValidationError as exc:
-                return JSONResponse({"detail": jsonable_encoder(exc.errors())}, status_code=422)
+                return validation_response(exc)
             except RenderCostError as exc:
                 return fooocus_error_response(exc)
 

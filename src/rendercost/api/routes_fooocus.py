@@ -180,7 +180,8 @@ async def query_job(
         missing = AsyncJobResponse(
             job_type=TaskType.NOT_FOUND, job_stage=JobStage.ERROR, job_status="Job not found"
         )
-        return _json(missing.model_dump(mode="json"), "0", status_code=404)
+        error = NotFound(f"no job {job_id!r}", param="job_id").to_dict()  # beside Fooocus' shape
+        return _json({**missing.model_dump(mode="json"), "error": error}, "0", status_code=404)
     b64 = job.request.client.response_format == "b64_json"  # the job's require_base64
     results = await image_results(svc, request, job, b64=b64) if job.state == JobState.SUCCEEDED else None
     return _json(async_view(job, results).model_dump(mode="json"), job_cost(job))

@@ -241,7 +241,8 @@ def test_a_wrong_or_missing_api_key_is_403(api: Api, key: str) -> None:
     headers = {"X-API-KEY": key} if key else {}
     response = api.client.post(URL, content=json.dumps(params()), headers=headers)
     assert response.status_code == 403
-    assert response.json() == {"detail": "Forbidden"}
+    assert response.json()["detail"] == "Forbidden"
+    assert response.json()["error"]["code"] == "invalid_api_key"  # rendercost's shape beside it
     assert api.client.get("/v1/generation/job-queue", headers=headers).status_code == 403
 
 
