@@ -101,12 +101,11 @@ def to_render_request(
     n = 1 if png else body.image_number
     if n > settings.max_n:
         raise InvalidRequest(f"image_number must be between 1 and {settings.max_n}", param="image_number")
-    model = resolve_fooocus_model(catalog, settings, body.base_model_name, asked="base_model_name" in sent)
-    substituted = (
-        []
-        if model == body.base_model_name or "base_model_name" not in sent
-        else [Substituted(field="base_model_name", asked=body.base_model_name, used=model)]
-    )
+    asked_model = "base_model_name" in sent  # the default name is Fooocus' checkpoint: never reported
+    model = resolve_fooocus_model(catalog, settings, body.base_model_name, asked=asked_model)
+    substituted = [Substituted(field="base_model_name", asked=body.base_model_name, used=model)]
+    if model == _stem(body.base_model_name) or not asked_model:
+        substituted = []
     styled, unknown_styles = _styled(body, settings)
     loras, dropped = _loras(catalog, model, body.loras, settings.fooocus_strict)
     catalog.check_prompt(model, styled.prompt, param="prompt")

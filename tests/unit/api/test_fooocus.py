@@ -314,3 +314,9 @@ def test_a_webhook_url_must_be_http(api: Api) -> None:
     response = post(api, params(webhook_url="ftp://example.com/hook"))
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["body", "webhook_url"]
+
+
+def test_a_model_named_as_its_file_is_the_configured_model(api: Api) -> None:
+    response = post(api, params(base_model_name="default.safetensors", style_selections=[]))
+    assert response.status_code == 200, response.text
+    assert response.json()[0]["rendercost"]["substituted"] == []
