@@ -49,6 +49,7 @@ def _cli_env(tiny_model_dir: Path) -> dict[str, str | None]:
 
 
 def _invoke(runner: CliRunner, data: Path, *args: str) -> dict[str, Any]:
+    """The command's ``--json`` document (``batch`` prints it as its last line)."""
     result = runner.invoke(app, ["--data-dir", str(data), *args])
     assert result.exit_code == 0, result.output
     document: dict[str, Any] = json.loads(
