@@ -320,3 +320,17 @@ def test_a_model_named_as_its_file_is_the_configured_model(api: Api) -> None:
     response = post(api, params(base_model_name="default.safetensors", style_selections=[]))
     assert response.status_code == 200, response.text
     assert response.json()[0]["rendercost"]["substituted"] == []
+
+
+def test_the_tenants_budget_refuses_a_fooocus_render_with_402(make_api: ApiFactory) -> None:
+    api = make_api()
+    admin = api.new_key("ops", admin=True)
+    first = post(api, params(image_seed=11))
+    spent = Decimal(first.headers["X-Rendercost-Cost-USD"])
+    assert spent > 0
+    amount = format((spent * Decimal("1.5")).quantize(Decimal("1e-10")), "f")  # room for less than 2
+    budget = {"amount_usd": amount, "period": "day"}
+    assert api.client.put("/v1/budgets/acme", json=budget, headers=api.headers(admin)).status_code == 200
+    refused = post(api, params(image_seed=12))
+    assert refused.status_code == 402
+    assert refused.json()["error"]["code"] == "budget_exceeded" and refused.json()["detail"]
