@@ -185,6 +185,7 @@ class Settings(BaseSettings):
     webhook_backoff_cap_s: float = 3600.0  # longest wait between two POSTs
     webhook_max_age_s: float = 86400.0  # no retry starts later than this after the first POST
     webhook_lease_s: float = 60.0  # a claimed delivery another server may take once this runs out
+    fooocus_strict: bool = False  # Fooocus-API door: unknown styles/models/LoRAs are 422, never substituted
 
     @classmethod
     def settings_customise_sources(

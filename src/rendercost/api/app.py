@@ -27,8 +27,11 @@ from rendercost.admission.routing import RoutingStore
 from rendercost.api import result_cache as api_result_cache
 from rendercost.api import (
     routes_costs,
+    routes_fooocus,
+    routes_fooocus_query,
     routes_images,
     routes_jobs,
+    routes_models,
     routes_ops,
     routes_plan,
     routes_webhooks,
@@ -218,4 +221,7 @@ def create_app(services: ApiServices, *, run_webhooks: bool = True) -> FastAPI:
     app.include_router(api_result_cache.router)
     app.include_router(routes_plan.router)
     app.include_router(routes_webhooks.router)
+    app.include_router(routes_fooocus.router)
+    app.include_router(routes_fooocus_query.router)
+    app.include_router(routes_models.router)
     return app

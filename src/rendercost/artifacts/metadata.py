@@ -5,7 +5,9 @@ prompt, negative prompt, seed, preset, model, size, steps, LoRAs, format and the
 into the encoded file without touching its pixels:
 
 - PNG: an ``iTXt`` chunk with keyword ``rendercost`` just before ``IEND`` (UTF-8, uncompressed).
-  Pillow shows it as ``Image.open(f).text["rendercost"]``; exiftool as ``Rendercost``.
+  Pillow shows it as ``Image.open(f).text["rendercost"]``; exiftool as ``Rendercost``. Beside it, when
+  the payload holds the render's settings, AUTOMATIC1111's ``parameters`` text (``artifacts.a1111``;
+  ``tEXt``, or ``iTXt`` when it is not Latin-1), which PNG Info tools and image browsers show.
 - JPEG: an XMP packet (APP1, ``http://ns.adobe.com/xap/1.0/``) after the leading APPn segments, with
   the JSON as the text of one ``rendercost:payload`` property. Pillow: ``Image.open(f).info["xmp"]``.
 - WebP: the same XMP packet in the RIFF ``XMP `` chunk; a simple (``VP8 ``/``VP8L``) file is turned
@@ -15,7 +17,8 @@ into the encoded file without touching its pixels:
 Chunks and segments are spliced in by hand (with ``zlib.crc32`` for PNG) rather than by re-saving with
 Pillow, because Pillow would decode and re-encode the image: lossy formats would lose quality, and
 even PNG bytes would change with the encoder settings. Splicing keeps the compressed image data byte
-for byte. Embedding again replaces the previous rendercost chunk, and any XMP packet in JPEG/WebP.
+for byte. Embedding again replaces the previous rendercost and parameters chunks, and any XMP packet
+in JPEG/WebP.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ import zlib
 from typing import Any
 from xml.sax.saxutils import escape, unescape
 
+from rendercost.artifacts.a1111 import KEYWORD as PARAMETERS_KEYWORD
+from rendercost.artifacts.a1111 import parameters_text
 from rendercost.domain.specs import OutputFormat
 
 KEYWORD = b"rendercost"  # PNG text keyword
@@ -47,7 +52,7 @@ def embed_receipt(data: bytes, media_type: str, payload: dict[str, Any]) -> byte
     """
     text = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     if media_type == OutputFormat.PNG.media_type:
-        return _png_embed(data, text)
+        return _png_embed(data, text, parameters_text(payload))
     if media_type == OutputFormat.JPEG.media_type:
         return _jpeg_embed(data, _xmp_packet(text))
     if media_type == OutputFormat.WEBP.media_type:
@@ -96,12 +101,27 @@ def _png_chunk(kind: bytes, body: bytes) -> bytes:
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
 
+def _is_text(kind: bytes, body: bytes, keyword: bytes) -> bool:
+    return kind in (b"iTXt", b"tEXt", b"zTXt") and body.split(b"\x00", 1)[0] == keyword
+
+
 def _is_ours(kind: bytes, body: bytes) -> bool:
-    return kind in (b"iTXt", b"tEXt", b"zTXt") and body.split(b"\x00", 1)[0] == KEYWORD
+    return _is_text(kind, body, KEYWORD)
 
 
-def _png_embed(data: bytes, text: str) -> bytes:
-    chunks = [(k, b) for k, b in _png_chunks(data) if not _is_ours(k, b)]
+def _text_chunk(keyword: bytes, text: str) -> tuple[bytes, bytes]:
+    """``tEXt`` when ``text`` is Latin-1 (what A1111's readers expect), else ``iTXt`` (UTF-8)."""
+    try:
+        return b"tEXt", keyword + b"\x00" + text.encode("latin-1")
+    except UnicodeEncodeError:
+        return b"iTXt", keyword + b"\x00\x00\x00\x00\x00" + text.encode("utf-8")
+
+
+def _png_embed(data: bytes, text: str, parameters: str | None = None) -> bytes:
+    drop = (KEYWORD, PARAMETERS_KEYWORD.encode())
+    chunks = [(k, b) for k, b in _png_chunks(data) if not any(_is_text(k, b, word) for word in drop)]
+    if parameters is not None:
+        chunks.insert(len(chunks) - 1, _text_chunk(PARAMETERS_KEYWORD.encode(), parameters))
     # iTXt: keyword, NUL, compression flag 0, method 0, empty language tag NUL, empty translation NUL.
     itxt = KEYWORD + b"\x00\x00\x00\x00\x00" + text.encode("utf-8")
     chunks.insert(len(chunks) - 1, (b"iTXt", itxt))

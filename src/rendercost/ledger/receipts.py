@@ -12,7 +12,9 @@ PAYLOAD_VERSION = 1  # bump when the payload's keys change meaning
 
 
 def receipt_payload(spec: RenderSpec, receipt: Receipt) -> dict[str, Any]:
-    """JSON-ready: prompt, negative prompt, seed, preset, model, size, steps, LoRAs, format, receipt."""
+    """JSON-ready: prompt, negative prompt, seed, preset, model, size, steps, sampler, guidance, LoRAs,
+    format, receipt (``artifacts.a1111`` writes A1111's ``parameters`` text from it too)."""
+    preset = get_preset(spec.preset)
     return {
         "version": PAYLOAD_VERSION,
         "prompt": spec.prompt,
@@ -21,7 +23,9 @@ def receipt_payload(spec: RenderSpec, receipt: Receipt) -> dict[str, Any]:
         "preset": spec.preset,
         "model": spec.model,
         "size": f"{spec.width}x{spec.height}",
-        "steps": get_preset(spec.preset).steps,
+        "steps": preset.steps,
+        "sampler": str(preset.sampler),
+        "guidance_scale": preset.guidance_scale,
         "loras": [{"name": lora.name, "weight": lora.weight} for lora in spec.loras],
         "format": str(spec.output_format),
         "receipt": receipt.to_dict(),

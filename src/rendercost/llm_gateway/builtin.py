@@ -55,7 +55,8 @@ STYLES: dict[str, tuple[str, ...]] = {
     "isometric": ("isometric view", "miniature diorama", "tidy geometry"),
     "noir": ("black and white", "hard shadows", "moody contrast"),
 }
-REWRITE_STYLES = frozenset({"rewrite", "expand"})  # style names that ask for a rewrite themselves
+# style names that ask for a rewrite themselves ("Fooocus V2": Fooocus' prompt expansion)
+REWRITE_STYLES = frozenset({"rewrite", "expand", "Fooocus V2"})
 
 
 def builtin_rewrite(request: RewriteRequest) -> Completion:
