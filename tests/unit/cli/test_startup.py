@@ -90,14 +90,8 @@ def test_every_command_help_works_without_heavy_imports() -> None:
 
 
 def test_shell_completion_completes_command_names() -> None:
-    script = subprocess.run(
-        [sys.executable, "-c", "from rendercost.cli import app; app(prog_name='rendercost')",
-         "--show-completion", "bash"],
-        capture_output=True, text=True, timeout=120, check=False,
-        env={**os.environ, "PYTHONPATH": str(Path(rendercost.__file__).parent.parent)},
-    )  # fmt: skip
-    assert script.returncode == 0, script.stderr
-    assert "_rendercost_completion" in script.stdout.replace("-", "_")
+    """The completion protocol the installed script speaks (``--install-completion`` writes the script;
+    which shell it detects depends on the caller, so the protocol itself is what is tested)."""
     env = {
         **os.environ,
         "PYTHONPATH": str(Path(rendercost.__file__).parent.parent),

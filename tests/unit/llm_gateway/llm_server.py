@@ -117,7 +117,7 @@ def serve() -> Iterator[LlmServer]:
     script = Script()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(script))
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     try:
         yield LlmServer(f"http://127.0.0.1:{server.server_address[1]}", script)
