@@ -20,10 +20,8 @@ import os
 import tomllib
 import types
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
-from urllib.parse import urlsplit, urlunsplit
 
 from dotenv import dotenv_values
 from pydantic import BaseModel, Field, model_validator
@@ -31,7 +29,6 @@ from pydantic_settings import (
     BaseSettings,
     DotEnvSettingsSource,
     EnvSettingsSource,
-    InitSettingsSource,
     PydanticBaseSettingsSource,
     SecretsSettingsSource,
     SettingsConfigDict,
@@ -45,7 +42,7 @@ ENV_PREFIX = "RENDERCOST_"
 NESTED = "__"
 DEFAULT_SECRETS_DIR = Path("/run/secrets")
 DEFAULT_ENV_FILE = Path(".env")  # in the working directory
-SECRET_SETTINGS = frozenset({"webhook_secret"})  # shown masked by ``explain``
+SECRET_SETTINGS = frozenset({"webhook_secret"})  # shown masked by ``rendercost config show``
 URL_SETTINGS = frozenset(
     {"database_url", "budget_alert_webhook_url", "redis_url"}
 )  # their passwords are masked
@@ -196,7 +193,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return tuple(source for _, source in _sources(settings_cls, init_settings))
+        return tuple(source for _, source in setting_sources(settings_cls, init_settings))
 
     @model_validator(mode="after")
     def _resolve_compile_cache_dir(self) -> Settings:
@@ -222,7 +219,7 @@ class Settings(BaseSettings):
         return self.data_dir / "models" / "tiny-sdxl"
 
 
-def _sources(
+def setting_sources(
     settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource
 ) -> list[tuple[str, PydanticBaseSettingsSource]]:
     """(origin, source), highest priority first, after refusing names no setting has."""
@@ -359,67 +356,3 @@ def _is_dict(annotation: Any) -> bool:
 def _list_item(annotation: Any) -> Any:
     inner = _unwrap_optional(annotation)
     return get_args(inner)[0] if get_origin(inner) is list else inner
-
-
-# -- where each value came from -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class EffectiveSetting:
-    """One leaf setting as the process sees it (``rendercost config show``)."""
-
-    name: str  # dotted path, e.g. "speed.compile" or "models.default.source"
-    value: Any  # JSON-compatible; secrets masked
-    origin: str  # "default", "toml", "secrets", ".env", "env" or "flag"
-
-    @property
-    def env_name(self) -> str:
-        """The environment variable that sets it, e.g. ``RENDERCOST_SPEED__COMPILE``."""
-        return ENV_PREFIX + self.name.replace(".", NESTED).upper()
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "env": self.env_name, "value": self.value, "origin": self.origin}
-
-
-def explain(**init: Any) -> list[EffectiveSetting]:
-    """``Settings(**init)`` leaf by leaf, each with the source it came from, secrets masked."""
-    settings = Settings(**init)
-    origins: dict[tuple[str, ...], str] = {}
-    for origin, source in reversed(_sources(Settings, InitSettingsSource(Settings, init_kwargs=init))):
-        for path, _ in _leaves(source()):  # lowest priority first, so a higher source overwrites
-            origins[path] = origin
-    rows = []
-    for path, value in _leaves(settings.model_dump(mode="json")):
-        origin = _origin_of(path, origins)
-        rows.append(EffectiveSetting(".".join(path), _masked(path, value, origin), origin))
-    return rows
-
-
-def _leaves(values: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
-    if isinstance(values, BaseModel):
-        values = values.model_dump(mode="json")
-    if isinstance(values, Mapping) and values:
-        for key, value in values.items():
-            yield from _leaves(value, (*prefix, str(key)))
-    else:
-        yield prefix, values
-
-
-def _origin_of(path: tuple[str, ...], origins: Mapping[tuple[str, ...], str]) -> str:
-    for depth in range(len(path), 0, -1):  # the leaf, else the nearest table a source set whole
-        if path[:depth] in origins:
-            return origins[path[:depth]]
-    return "default"
-
-
-def _masked(path: tuple[str, ...], value: Any, origin: str) -> Any:
-    if value is None or value == "":
-        return value
-    if path[0] in SECRET_SETTINGS or origin == "secrets":
-        return MASK
-    if path[0] in URL_SETTINGS and isinstance(value, str):
-        parts = urlsplit(value)
-        if parts.password:
-            netloc = f"{parts.username}:{MASK}@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-            return urlunsplit(parts._replace(netloc=netloc))
-    return value

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from rendercost.cli.common import cli_errors, flag_values
-from rendercost.settings import explain
+from rendercost.cli.setting_origins import explain
 
 config_app = typer.Typer(help="Show the effective settings.", no_args_is_help=True)
 

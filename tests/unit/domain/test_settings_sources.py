@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from rendercost.settings import Settings, UnknownSetting, explain
+from rendercost.cli.setting_origins import explain
+from rendercost.settings import Settings, UnknownSetting
 
 
 @pytest.fixture(autouse=True)
