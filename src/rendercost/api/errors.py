@@ -98,17 +98,17 @@ def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers above on ``app``."""
 
     async def on_rendercost(_request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, RenderCostError)
+        assert isinstance(exc, RenderCostError)  # noqa: S101  registered for this type only
         if exc.http_status >= 500:
             log.warning("request failed: %s", exc.message, extra={"fields": {"code": exc.code}})
         return error_response(exc)
 
     async def on_validation(_request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, RequestValidationError)
+        assert isinstance(exc, RequestValidationError)  # noqa: S101  registered for this type only
         return validation_error_response(exc)
 
     async def on_http(_request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, StarletteHTTPException)
+        assert isinstance(exc, StarletteHTTPException)  # noqa: S101  registered for this type only
         return http_error_response(exc)
 
     async def on_unexpected(_request: Request, exc: Exception) -> JSONResponse:

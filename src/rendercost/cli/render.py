@@ -236,7 +236,7 @@ def _admit_and_render(
     with local_queue(settings, catalog, registry.fingerprint) as local:
         admitted = local.admission.admit(Ticket(CLI_TENANT, request, cache=request.cache.mode))
         job = admitted.job
-        assert job is not None  # the CLI asks for cache answers as jobs
+        assert job is not None  # noqa: S101  the CLI asks for cache answers as jobs
         if job.state is not JobState.SUCCEEDED:
             local.worker(build_runner(settings, registry), worker_id=default_worker_id()).run_burst()
             job = local.store.get(job.id)
@@ -251,7 +251,7 @@ def _finished(job: Job) -> Job:
 
 def _copy_out(local: LocalQueue, job: Job, paths: Sequence[Path]) -> list[_Outcome]:
     """The job's stored files (receipts inside) written to ``paths``, with their receipts."""
-    assert job.result is not None
+    assert job.result is not None  # noqa: S101  only called with a finished job
     status = _CACHE_STATUS.get(job.request.cache.outcome, "bypass")
     outcomes = []
     for spec, path, image in zip(job.request.image_specs(), paths, job.result.images, strict=True):
