@@ -242,6 +242,11 @@ class Settings(BaseSettings):
         return [*self.lora_dirs, self.data_dir / "loras"]
 
     @property
+    def artifact_class_days(self) -> dict[str, int]:
+        """Retention days per request class (``artifact_classes``)."""
+        return {name: rule.retention_days for name, rule in self.artifact_classes.items()}
+
+    @property
     def tiny_model_dir(self) -> Path:
         """Where the embedded default model is built on first use."""
         return self.data_dir / "models" / "tiny-sdxl"

@@ -17,13 +17,13 @@ writer whose put found the file still there before step 3 and whose row commits 
 milliseconds of steps 3-4); the next sweep cannot repair that file, and ``GET`` of the image is 404.
 
 The sweeper never touches the ledger: what a file cost was priced when it was stored (for the days
-granted). ``SweepThread`` runs a sweep every ``interval_s`` in a server or worker process.
+granted). ``artifacts.maintenance`` runs a sweep every ``artifact_sweep_interval_s`` in a server or
+worker process.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -201,35 +201,6 @@ class ArtifactIndex:
                 "retention ran out (ask for a longer retention_days when rendering)",
                 param="image_id",
             )
-
-
-class SweepThread:
-    """A daemon thread that sweeps every ``interval_s`` until stopped (``interval_s`` 0: never)."""
-
-    def __init__(self, sweeper: ArtifactSweeper, interval_s: float) -> None:
-        self._sweeper = sweeper
-        self._interval_s = interval_s
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.reports: list[SweepReport] = []  # the last few sweeps, newest last
-
-    def start(self) -> None:
-        if self._interval_s > 0 and self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="artifact-sweeper", daemon=True)
-            self._thread.start()
-
-    def stop(self, timeout_s: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-            self._thread = None
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval_s):
-            try:
-                self.reports = [*self.reports[-9:], self._sweeper.sweep()]
-            except Exception:  # the database is down: try again next interval
-                logger.exception("artifact sweep failed")
 
 
 def swept_keys(report: SweepReport) -> Sequence[str]:
