@@ -26,6 +26,7 @@ from rendercost.domain.specs import RenderRequest
 from rendercost.ledger.ledger import Ledger
 from rendercost.ledger.savings import SavingsBook
 from rendercost.queue.sql_store import SqlJobStore
+from rendercost.settings import Settings
 
 
 class Biller:
@@ -38,6 +39,12 @@ class Biller:
         self._clock = clock
         self._ledger = Ledger(store.engine, clock=clock)
         self._savings = savings or SavingsBook()
+
+    @classmethod
+    def from_settings(cls, store: SqlJobStore, settings: Settings) -> Biller:
+        """A biller whose lifecycle savings are measured against ``artifact_retention_days`` (what an
+        image without a class is kept for)."""
+        return cls(store, savings=SavingsBook(standard_retention_days=settings.artifact_retention_days))
 
     @property
     def ledger(self) -> Ledger:

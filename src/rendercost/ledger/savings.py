@@ -34,6 +34,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from rendercost.domain.controls import DEFAULT_RETENTION_DAYS
 from rendercost.domain.costs import DEVICE_STAGES, Attribution, CostLine, Stage
 from rendercost.domain.money import cost_of_seconds, quantize
 from rendercost.domain.specs import RenderRequest
@@ -41,7 +42,7 @@ from rendercost.ledger.pricing import BYTES_PER_GB, DAYS_PER_MONTH
 from rendercost.ledger.tables import saving_lines, solo_references
 
 ROUTED_FROM_TAG = "routed_from"  # job tag: the preset a request asked for before routing changed it
-STANDARD_RETENTION_DAYS = 30  # the retention a storage line's lifecycle saving is measured against
+STANDARD_RETENTION_DAYS = DEFAULT_RETENTION_DAYS  # what a lifecycle saving is measured against by default
 STANDARD_RETENTION_KEY = "standard_retention_days"  # a storage line's own standard, when it names one
 
 

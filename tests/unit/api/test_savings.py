@@ -17,11 +17,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from rendercost.cli.serve import EmbeddedServer, embedded_server
-from rendercost.domain.costs import DEVICE_STAGES, CostLine
+from rendercost.domain.costs import DEVICE_STAGES, CostLine, Stage
 from rendercost.domain.jobs import JobState
-from rendercost.domain.money import ZERO
+from rendercost.domain.money import ZERO, quantize
 from rendercost.ledger.ledger import Ledger
-from rendercost.ledger.savings import SavingsBook, SpecKey
+from rendercost.ledger.pricing import BYTES_PER_GB, DAYS_PER_MONTH
+from rendercost.ledger.savings import STANDARD_RETENTION_DAYS, SavingsBook, SpecKey
 from rendercost.ledger.tables import saving_lines
 from rendercost.testing.waiting import wait_for_job
 from tests.fixtures.models import make_tiny_settings
@@ -110,7 +111,23 @@ def test_a_routed_draft_saves_the_speed_cost_minus_its_own(
     export = client.get("/v1/costs/export/focus", headers=admin)
     assert export.status_code == 200
     focus = [row for row in csv.DictReader(io.StringIO(export.text)) if row["x_RenderId"] == draft]
-    tagged = [
-        Decimal(json.loads(row["Tags"])["saving:routing"]) for row in focus if Decimal(row["x_Savings"])
-    ]
+    tags = [json.loads(row["Tags"]) for row in focus]
+    tagged = [Decimal(tag["saving:routing"]) for tag in tags if "saving:routing" in tag]
     assert sum(tagged, ZERO) == sum(routing.values(), ZERO)
+    kept = [Decimal(tag["saving:lifecycle"]) for tag in tags if "saving:lifecycle" in tag]
+    assert kept == [_savings(running, draft, "lifecycle")["storage"]]
+
+
+def test_a_draft_kept_one_day_saves_the_bytes_times_the_days_not_kept(
+    server: tuple[EmbeddedServer, TestClient, str],
+) -> None:
+    running, client, key = server
+    draft = _job(running, client, key, "a linen shirt on a chair", "draft")
+    final = _job(running, client, key, "a linen shirt on a hanger", "final")
+    (storage,) = [line for line in Ledger(running.engine).lines_for_job(draft) if line.stage == Stage.STORAGE]
+    granted = int(storage.details["retention_days"])
+    assert granted < STANDARD_RETENTION_DAYS
+    not_kept = Decimal(STANDARD_RETENTION_DAYS - granted) / DAYS_PER_MONTH
+    expected = quantize(Decimal(int(storage.details["bytes"])) / BYTES_PER_GB * not_kept * storage.unit_price)
+    assert _savings(running, draft, "lifecycle") == {"storage": expected}
+    assert _savings(running, final, "lifecycle") == {}  # kept the standard 30 days
