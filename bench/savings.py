@@ -13,10 +13,13 @@ lighting, exact repeats, paraphrases, draft/review/final, three sizes) through `
   night, it renders each (preset, size) alone ``--calibration`` times under its own tenant, so the solo
   references that routing and batching savings are measured against exist (not counted in the night).
 
-Both runs send the same bodies (``preset: speed``, ``rewrite: true`` with the builtin rewriter, which
-costs nothing) and the same ``X-Render-Class``. The figures are the night tenant's ``GET /v1/costs``:
-cost (allocated, idle excluded), device-seconds, savings by mechanism; plus wall time and images/s.
-The check: optimized + every saving recorded = naive, within 5% (the gap is printed).
+Both servers run at once, one busy at a time: the night is cut into ``--slices`` slices and each run
+replays a slice in turn, so a machine whose speed drifts (cores shared with other work) slows both runs
+alike; the optimized run also renders one (preset, size) alone before each slice, so the solo references
+follow that drift. Both runs send the same bodies (``preset: speed``, ``rewrite: true`` with the builtin
+rewriter, which costs nothing) and the same ``X-Render-Class``. The figures are the night tenant's
+``GET /v1/costs``: cost (allocated, idle excluded), device-seconds, savings by mechanism; plus wall
+time and images/s. The check: optimized + every saving recorded = naive, within 5% (the gap is printed).
 ``--gpu-prices DEVICE`` re-prices the same device-seconds at DEVICE's catalog price (storage unchanged).
 
 Usage: .venv/bin/python bench/savings.py [--requests 400] [--concurrency 8] [--gpu-prices h100]
@@ -233,12 +236,11 @@ def replay(
     return time.perf_counter() - start, states
 
 
-def calibrate(url: str, key: str, sizes: Sequence[str], presets: Sequence[str], rounds: int) -> None:
-    """Each (preset, size) rendered alone ``rounds`` times: the solo references savings are measured by."""
+def calibrate(url: str, key: str, combos: Sequence[tuple[str, str]], start: int = 0) -> None:
+    """Each (preset, size) of ``combos`` rendered alone, in turn: the solo references that routing and
+    batching savings are measured against (``start`` keeps prompts and seeds distinct)."""
     with httpx.Client(base_url=url, timeout=600) as client:
-        for index in range(rounds * len(sizes) * len(presets)):
-            preset = presets[index % len(presets)]
-            size = sizes[(index // len(presets)) % len(sizes)]
+        for index, (preset, size) in enumerate(combos, start=start):
             headers = {"Authorization": f"Bearer {key}", "Cache-Control": "no-store"}
             body = {"prompt": f"calibration render {index}", "size": size, "seed": index, "preset": preset}
             job = client.post("/v1/jobs", json=body, headers=headers).raise_for_status().json()
@@ -273,9 +275,19 @@ def figures(
     )
 
 
-def run(
-    name: str, root: Path, model_dir: Path, requests: list[NightRequest], args: argparse.Namespace
-) -> RunFigures:
+@dataclass
+class Started:
+    """One run's server and keys, and what it has replayed so far."""
+
+    name: str
+    server: Server
+    night_key: str
+    calibration_key: str
+    wall_s: float = 0.0
+    states: dict[str, int] = field(default_factory=dict)
+
+
+def start(name: str, root: Path, model_dir: Path) -> Started:
     folder = root / name
     folder.mkdir()
     optimized = name == "optimized"
@@ -284,25 +296,53 @@ def run(
     admin_key = cli(config, "keys", "create", "--tenant", "ops", "--admin")
     calibration_key = cli(config, "keys", "create", "--tenant", "calibration")
     server = Server(config, folder / "server.log")
-    try:
-        calibration = ZERO
-        if optimized:
-            put = httpx.put(
-                f"{server.url}/v1/routing?tenant={NIGHT_TENANT}",
-                json={"rules": ROUTING},
-                headers={"Authorization": f"Bearer {admin_key}"},
-                timeout=60,
+    if optimized:
+        put = httpx.put(
+            f"{server.url}/v1/routing?tenant={NIGHT_TENANT}",
+            json={"rules": ROUTING},
+            headers={"Authorization": f"Bearer {admin_key}"},
+            timeout=60,
+        )
+        put.raise_for_status()
+    return Started(name, server, night_key, calibration_key)
+
+
+def interleaved(
+    runs: Sequence[Started], requests: list[NightRequest], args: argparse.Namespace
+) -> list[RunFigures]:
+    """The night in ``args.slices`` slices, each replayed by every run in turn (both servers up, one
+    busy at a time), so a machine whose speed drifts (shared cores) slows both runs alike. The
+    optimized run calibrates before the night and renders one (preset, size) alone before each slice."""
+    combos = [(p, size) for size in sorted({r.size for r in requests}) for p in ("speed", "lightning")]
+    optimized = [run for run in runs if run.name == "optimized"]
+    for run in optimized:
+        calibrate(run.server.url, run.calibration_key, combos * args.calibration)
+    size = -(-len(requests) // args.slices)
+    for number, first in enumerate(range(0, len(requests), size)):
+        for run in optimized:
+            combo = combos[number % len(combos)]
+            calibrate(
+                run.server.url, run.calibration_key, [combo], start=len(combos) * args.calibration + number
             )
-            put.raise_for_status()
-            sizes = sorted({request.size for request in requests})
-            calibrate(server.url, calibration_key, sizes, ("speed", "lightning"), args.calibration)
-            calibration = Decimal(report(server.url, calibration_key)["totals"]["allocated_cost_usd"])
-        wall_s, states = replay(server.url, night_key, requests, args.concurrency)
-        shown = report(server.url, night_key)
-    finally:
-        server.stop()
-    found = figures(name, len(requests), wall_s, states, shown)
-    found.calibration_cost = calibration
+        for run in runs:
+            wall_s, states = replay(
+                run.server.url, run.night_key, requests[first : first + size], args.concurrency
+            )
+            run.wall_s += wall_s
+            for state, count in states.items():
+                run.states[state] = run.states.get(state, 0) + count
+    found = []
+    for run in runs:
+        try:
+            found.append(
+                figures(
+                    run.name, len(requests), run.wall_s, run.states, report(run.server.url, run.night_key)
+                )
+            )
+            shown = report(run.server.url, run.calibration_key)
+            found[-1].calibration_cost = Decimal(shown["totals"]["allocated_cost_usd"])
+        finally:
+            run.server.stop()
     return found
 
 
@@ -339,7 +379,7 @@ def print_figures(naive: RunFigures, optimized: RunFigures, gpu: str | None) -> 
         f"{share(optimized.stage_cost.get(storage, ZERO), optimized.cost):>16}"
     )
     print(f"final states: naive {naive.states}, optimized {optimized.states}")
-    print(f"calibration (optimized server, not in the night): {optimized.calibration_cost} USD")
+    print(f"calibration renders (optimized server, not in the night): {optimized.calibration_cost} USD")
     print("savings by mechanism (optimized run, USD, share of the naive cost):")
     for name, value in sorted(optimized.savings.items(), key=lambda item: -item[1]):
         print(f"  {name:<14}{value:>18.10f}  {share(value, naive.cost)}")
@@ -367,7 +407,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--concurrency", type=int, default=8, help="designers with a request in flight")
     parser.add_argument("--seed", type=int, default=2026)
-    parser.add_argument("--calibration", type=int, default=2, help="solo renders per (preset, size)")
+    parser.add_argument("--calibration", type=int, default=2, help="solo renders per (preset, size) first")
+    parser.add_argument("--slices", type=int, default=20, help="the night in this many interleaved slices")
     parser.add_argument("--gpu-prices", metavar="DEVICE", default=None)
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args()
@@ -382,8 +423,13 @@ def main() -> None:
 
         model_dir = root / "tiny-sdxl"
         build_tiny_model(model_dir)
-        naive = run("naive", root, model_dir, requests, args)
-        optimized = run("optimized", root, model_dir, requests, args)
+        runs: list[Started] = []
+        try:
+            runs = [start("naive", root, model_dir), start("optimized", root, model_dir)]
+            naive, optimized = interleaved(runs, requests, args)
+        finally:
+            for started in runs:
+                started.server.stop()
     gap = print_figures(naive, optimized, args.gpu_prices)
     if args.json is not None:
         data = {"naive": naive.to_dict(), "optimized": optimized.to_dict(), "gap": str(gap), "kinds": kinds}
