@@ -23,7 +23,7 @@ time and images/s. The check: optimized + every saving recorded = naive, within 
 ``--gpu-prices DEVICE`` re-prices the same device-seconds at DEVICE's catalog price (storage unchanged).
 
 Usage: .venv/bin/python bench/savings.py [--requests 400] [--concurrency 8] [--gpu-prices h100]
-Default run: about 15 minutes on 2 shared CPU cores.
+Default run: about 12 minutes on 2 shared CPU cores (longer when they are busy).
 """
 
 from __future__ import annotations
