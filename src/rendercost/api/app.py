@@ -34,6 +34,7 @@ from rendercost.api import (
     routes_models,
     routes_ops,
     routes_plan,
+    routes_session,
     routes_webhooks,
 )
 from rendercost.api.deps import ApiServices, Governance, ReadinessCheck
@@ -224,4 +225,5 @@ def create_app(services: ApiServices, *, run_webhooks: bool = True) -> FastAPI:
     app.include_router(routes_fooocus.router)
     app.include_router(routes_fooocus_query.router)
     app.include_router(routes_models.router)
+    app.include_router(routes_session.router)
     return app
