@@ -27,6 +27,7 @@ from rendercost.admission.routing import RoutingStore
 from rendercost.api import result_cache as api_result_cache
 from rendercost.api import (
     routes_costs,
+    routes_estimate,
     routes_fooocus,
     routes_fooocus_query,
     routes_images,
@@ -226,4 +227,5 @@ def create_app(services: ApiServices, *, run_webhooks: bool = True) -> FastAPI:
     app.include_router(routes_fooocus_query.router)
     app.include_router(routes_models.router)
     app.include_router(routes_session.router)
+    app.include_router(routes_estimate.router)
     return app
