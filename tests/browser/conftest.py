@@ -137,6 +137,7 @@ def browse(chromium: Any) -> Iterator[Callable[[str], Any]]:
 def shoot(page: Any, name: str) -> None:
     """Screenshots of the page as it is: 1280x800, then 375 px wide (full height), then back."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
     page.set_viewport_size(NARROW)
     page.wait_for_timeout(100)  # let the layout settle at the new width

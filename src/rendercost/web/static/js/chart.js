@@ -9,8 +9,8 @@ function node(tag, attrs) {
 }
 
 // bars: [{label, parts: {series: number}}]; returns an <svg> of stacked bars with a y-axis in USD.
-export function stackedBars(bars, series, { height = 220, format = (v) => String(v) } = {}) {
-  const width = 720, left = 64, bottom = 28, top = 10;
+export function stackedBars(bars, series, { height = 260, format = (v) => String(v) } = {}) {
+  const width = 1000, left = 96, bottom = 28, top = 12;
   const svg = node("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": "spend over time" });
   const totals = bars.map((bar) => Object.values(bar.parts).reduce((a, b) => a + b, 0));
   const max = Math.max(...totals, 0) || 1;
@@ -18,7 +18,7 @@ export function stackedBars(bars, series, { height = 220, format = (v) => String
   for (const tick of [0, 0.5, 1]) {
     const y = top + plot * (1 - tick);
     svg.append(node("line", { x1: left, x2: width, y1: y, y2: y, stroke: "#e5e7eb" }));
-    const text = node("text", { x: left - 6, y: y + 4, "text-anchor": "end", "font-size": 11, fill: "#5d6677" });
+    const text = node("text", { x: left - 6, y: y + 4, "text-anchor": "end", "font-size": 14, fill: "#5d6677" });
     text.textContent = format(max * tick);
     svg.append(text);
   }
@@ -40,7 +40,7 @@ export function stackedBars(bars, series, { height = 220, format = (v) => String
     });
     const every = Math.ceil(bars.length / 8);
     if (i % every === 0) {
-      const text = node("text", { x: x + barWidth / 2, y: height - 8, "text-anchor": "middle", "font-size": 11, fill: "#5d6677" });
+      const text = node("text", { x: x + barWidth / 2, y: height - 8, "text-anchor": "middle", "font-size": 14, fill: "#5d6677" });
       text.textContent = bar.label;
       svg.append(text);
     }

@@ -68,7 +68,7 @@ function row(job) {
     job.results.length ? el("a", { class: "button small", href: job.results[0].url, download: `${job.results[0].id}`, text: "Download" }) : null,
   );
   return el("tr", { "data-job-id": job.id, "data-state": job.state },
-    el("td", {}, el("code", { text: job.id })),
+    el("td", {}, el("code", { title: job.id, text: `${job.id.slice(0, 16)}…` })),
     el("td", { text: when(job.created_at) }),
     el("td", {}, el("span", { class: `pill ${job.state}`, text: job.state })),
     el("td", { text: job.preset }),

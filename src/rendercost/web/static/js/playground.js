@@ -53,8 +53,11 @@ function showCheaper(current, n) {
     cheaper.hidden = false;
     return;
   }
-  const options = Object.values(estimates).filter((row) => row.available && row.preset !== current.preset);
-  const best = options.sort((a, b) => ratio(a.cost_usd) - ratio(b.cost_usd))[0];
+  // a cached row, or a preset of fewer steps (the draft presets) estimated lower than the current one
+  const options = Object.values(estimates).filter(
+    (row) => row.available && row.preset !== current.preset && (row.cached || row.steps < current.steps),
+  );
+  const best = options.sort((a, b) => ratio(a.cost_usd) - ratio(b.cost_usd) || a.steps - b.steps)[0];
   if (!best || ratio(best.cost_usd) >= ratio(current.cost_usd)) return;
   const saving = (ratio(current.cost_usd) - ratio(best.cost_usd)).toPrecision(3);
   const label = best.cached ? `${best.preset} is cached for this prompt and seed: $0` : `${best.preset} would cost ${usd(best.cost_usd)}`;

@@ -8,6 +8,13 @@ function machineLine(lines) {
   return lines.find((line) => line.stage === "denoise") || lines.find((line) => DEVICE_STAGES.has(line.stage));
 }
 
+// A non-device line's quantity, short: "1.16e-5 GB" rather than every digit (the USD stays exact).
+function quantity(line) {
+  const value = Number.parseFloat(line.quantity);
+  const shown = !Number.isFinite(value) ? line.quantity : value !== 0 && Math.abs(value) < 0.01 ? value.toExponential(2) : String(+value.toPrecision(4));
+  return `${shown} ${line.unit.replaceAll("_", " ")}`;
+}
+
 function stageRows(lines) {
   const largest = Math.max(...lines.map((line) => ratio(line.cost_usd) || ratio(line.cost_avoided_usd)), 1e-18);
   return lines.map((line) => {
@@ -20,7 +27,7 @@ function stageRows(lines) {
       { "data-stage": line.stage },
       el("td", { text: line.stage.replace("_", " ") }),
       el("td", {}, el("div", { class: "stagebar", title: cached ? `cache hit (${cached})` : "" }, bar)),
-      el("td", { class: "num", text: line.unit === "device_second" || DEVICE_STAGES.has(line.stage) ? seconds(line.device_seconds) : `${line.quantity} ${line.unit}` }),
+      el("td", { class: "num", text: DEVICE_STAGES.has(line.stage) ? seconds(line.device_seconds) : quantity(line) }),
       el("td", { class: "num", text: cached ? `${usd(line.cost_usd)} (saved ${usd(line.cost_avoided_usd)})` : usd(line.cost_usd) }),
     );
   });
