@@ -16,13 +16,11 @@ async function guarded(work) {
   try { await work(); } catch (error) { showError("admin-error", error); }
 }
 
-const keyList = (answer) => answer.data || answer.keys || [];
-const secretOf = (created) => created.secret || created.api_key || created.key;
 
 async function loadKeys() {
   const body = document.querySelector("#keys tbody");
   const answer = await api("GET", "/v1/admin/keys");
-  body.replaceChildren(...keyList(answer).map((key) => el("tr", { "data-key-id": key.id },
+  body.replaceChildren(...answer.data.map((key) => el("tr", { "data-key-id": key.id },
     el("td", {}, el("code", { text: `${key.prefix}…` })),
     el("td", { text: `${key.tenant}${key.admin ? " (admin)" : ""}` }),
     el("td", { text: when(key.created_at) }),
@@ -40,7 +38,7 @@ document.getElementById("key-form").addEventListener("submit", (event) => {
   event.preventDefault();
   guarded(async () => {
     const created = await api("POST", "/v1/admin/keys", { tenant: document.getElementById("k-tenant").value.trim(), admin: document.getElementById("k-admin").checked });
-    document.getElementById("new-key-value").textContent = secretOf(created);
+    document.getElementById("new-key-value").textContent = created.key;
     document.getElementById("new-key").hidden = false;
     await loadKeys();
   });

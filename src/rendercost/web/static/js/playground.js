@@ -1,5 +1,6 @@
 // The playground: the estimate for every preset and for the current choice before Generate is pressed,
-// then the job's progress (server-sent events, polling if the stream is unavailable) and its receipt.
+// then the job's progress (GET /v1/jobs/{id}/events: queued, progress, done; polling if the stream
+// fails) and its receipt.
 import { TERMINAL, api, el, ratio, seconds, showError, usd } from "./common.js";
 import { jobResult } from "./receipt.js";
 
@@ -135,19 +136,19 @@ function watch(job, estimateUsd) {
   const stream = new EventSource(`/v1/jobs/${job.id}/events`);
   let done = false;
   const data = (event) => { try { return JSON.parse(event.data); } catch { return {}; } };
-  stream.addEventListener("queued", (event) => progress(0, `queued, position ${data(event).position ?? "?"}`));
+  stream.addEventListener("queued", (event) => progress(0, `queued, position ${data(event).queue_position ?? "?"}`));
   stream.addEventListener("progress", (event) => {
     const info = data(event);
-    const fraction = info.fraction ?? info.progress ?? 0;
-    progress(fraction, `rendering${info.step !== undefined ? `, step ${info.step}` : ""} (${Math.round(fraction * 100)}%)`);
+    const fraction = info.progress ?? 0;
+    progress(fraction, `rendering (${Math.round(fraction * 100)}%)`);
   });
   stream.addEventListener("done", async (event) => {
     done = true;
     stream.close();
-    const info = data(event);
-    const settled = info.job && info.job.receipt !== undefined ? info.job : await api("GET", `/v1/jobs/${job.id}`);
-    finish(settled, estimateUsd);
+    const settled = data(event);  // the job JSON, as GET /v1/jobs/{id} answers it
+    finish(settled.id ? settled : await api("GET", `/v1/jobs/${job.id}`), estimateUsd);
   });
+  stream.addEventListener("timeout", () => stream.onerror());  // the stream's lifetime ran out: poll
   stream.onerror = () => {
     if (done) return;
     done = true;
