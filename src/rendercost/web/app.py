@@ -2,7 +2,8 @@
 
 ``create_web_app`` is what ``rendercost serve`` runs: the API routes unchanged, the pages at ``/``
 (``web.pages``), the spend series the Costs page charts (``web.series``) and the page assets under
-``/static`` (shipped in the package: nothing is fetched from another host). Pages carry a strict
+``/assets`` (shipped in the package: nothing is fetched from another host; ``/static`` is the API's,
+holding the vendored Swagger UI and ReDoc of ``/docs`` and ``/redoc``). Pages carry a strict
 Content-Security-Policy (``'self'`` only), so even a page bug cannot load or send anything elsewhere.
 """
 
@@ -18,6 +19,7 @@ from rendercost.api.deps import ApiServices
 from rendercost.web import pages, series
 
 STATIC_DIR = Path(__file__).parent / "static"
+ASSETS_PATH = "/assets"  # where STATIC_DIR is served
 
 
 def create_web_app(services: ApiServices, *, run_webhooks: bool = True) -> FastAPI:
@@ -25,5 +27,5 @@ def create_web_app(services: ApiServices, *, run_webhooks: bool = True) -> FastA
     app = create_app(services, run_webhooks=run_webhooks)
     app.include_router(pages.router)
     app.include_router(series.router)
-    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.mount(ASSETS_PATH, StaticFiles(directory=STATIC_DIR), name="web-assets")
     return app

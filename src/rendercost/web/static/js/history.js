@@ -67,14 +67,18 @@ function row(job) {
     el("button", { type: "button", class: "small", "data-action": "rerun", text: "Re-run", onclick: () => act("rerun", job) }),
     job.results.length ? el("a", { class: "button small", href: job.results[0].url, download: `${job.results[0].id}`, text: "Download" }) : null,
   );
+  const cells = [
+    ["Job", el("code", { title: job.id, text: `${job.id.slice(0, 16)}…` })],
+    ["Created", when(job.created_at)],
+    ["State", el("span", { class: `pill ${job.state}`, text: job.state })],
+    ["Preset", job.preset],
+    ["Class", job.priority],
+    ["Images", String(job.n)],
+    ["Cost", job.receipt ? usd(job.receipt.total_usd) : "–"],
+  ];
+  actions.dataset.label = "Actions";
   return el("tr", { "data-job-id": job.id, "data-state": job.state },
-    el("td", {}, el("code", { title: job.id, text: `${job.id.slice(0, 16)}…` })),
-    el("td", { text: when(job.created_at) }),
-    el("td", {}, el("span", { class: `pill ${job.state}`, text: job.state })),
-    el("td", { text: job.preset }),
-    el("td", { text: job.priority }),
-    el("td", { class: "num", text: job.n }),
-    el("td", { class: "num", text: job.receipt ? usd(job.receipt.total_usd) : "–" }),
+    cells.map(([label, value], i) => el("td", { "data-label": label, class: i >= 5 ? "num" : undefined }, value)),
     actions,
   );
 }
