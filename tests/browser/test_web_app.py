@@ -117,6 +117,18 @@ def test_admin_pages_and_the_plan(browse: Any, web: Web) -> None:
     assert page.locator("#focus-download").count() == 1
     page.goto(f"{web.url}/admin")
     page.wait_for_selector("#routing tbody tr")
+    page.fill("#k-tenant", "initech")
+    page.click("#key-form button[type=submit]")
+    page.wait_for_selector("#new-key:not([hidden])")
+    secret = page.text_content("#new-key-value") or ""
+    with web.client("admin") as api:
+        created = next(k for k in api.get("/v1/admin/keys").json()["data"] if k["tenant"] == "initech")
+    assert secret.startswith(created["prefix"])  # shown once, here
+    row = page.locator(f'#keys tr[data-key-id="{created["id"]}"]')
+    page.once("dialog", lambda dialog: dialog.accept())
+    row.locator("text=Revoke").click()
+    page.wait_for_selector(f'#keys tr[data-key-id="{created["id"]}"] >> text=revoked')
+    assert page.request.get(f"{web.url}/v1/jobs", headers={"Authorization": f"Bearer {secret}"}).status == 401
     page.fill("#b-scope", "acme")
     page.fill("#b-amount", "25.00")
     page.click("#budget-form button[type=submit]")
