@@ -23,8 +23,8 @@ async function loadKeys() {
   body.replaceChildren(...answer.data.map((key) => el("tr", { "data-key-id": key.id },
     el("td", {}, el("code", { text: `${key.prefix}…` })),
     el("td", { text: `${key.tenant}${key.admin ? " (admin)" : ""}` }),
-    el("td", { text: when(key.created_at) }),
-    el("td", { text: key.revoked_at ? `revoked ${when(key.revoked_at)}` : "active" }),
+    el("td", { title: when(key.created_at), text: (key.created_at || "").slice(0, 10) }),
+    el("td", {}, el("span", { class: `pill ${key.revoked_at ? "failed" : "succeeded"}`, title: key.revoked_at ? when(key.revoked_at) : "", text: key.revoked_at ? "revoked" : "active" })),
     el("td", {}, key.revoked_at ? null : el("button", { type: "button", class: "small", text: "Revoke", onclick: () => guarded(async () => {
       if (!window.confirm(`Revoke ${key.prefix}… of ${key.tenant}? Its sessions end too.`)) return;
       await api("DELETE", `/v1/admin/keys/${key.id}`);
