@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, delete, insert, select, update
 
 from rendercost.auth.keys import ApiKey, KeyStore, hash_key
 from rendercost.auth.tables import web_sessions
@@ -81,11 +81,13 @@ class SessionStore:
         self._clock = clock
 
     def open(self, key: ApiKey) -> OpenedSession:
-        """A new session for ``key`` (already verified); its secret is returned once."""
+        """A new session for ``key`` (already verified); its secret is returned once. Sessions that
+        expired are deleted on the way, so the table holds only the live and recently ended ones."""
         secret = SESSION_PREFIX + secrets.token_urlsafe(32)
         now = self._clock()
         expires = now + self._ttl
         with self._engine.begin() as conn:
+            conn.execute(delete(web_sessions).where(web_sessions.c.expires_at <= now))
             conn.execute(
                 insert(web_sessions).values(
                     id_hash=hash_key(secret), key_id=key.id, created_at=now, expires_at=expires, ended_at=None

@@ -46,6 +46,9 @@ def test_expired_forged_and_revoked_sessions_are_refused(migrated_engine: Engine
     now[0] += timedelta(minutes=1)
     with pytest.raises(AuthenticationFailed):
         store.resolve(opened.secret)
+    store.open(created.key)  # the next sign-in deletes the expired row
+    with migrated_engine.connect() as conn:
+        assert len(conn.execute(select(web_sessions)).all()) == 1
     live = SessionStore(migrated_engine).open(created.key)
     keys.revoke(created.key.id)
     with pytest.raises(AuthenticationFailed):
