@@ -11,6 +11,7 @@ interactive pool counts 2 queued interactive + its own 3 running = 5 -> ceil(5 /
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from sqlalchemy import Engine, text
 from rendercost.domain.specs import Priority, RenderRequest, RenderSpec
 from rendercost.queue.codec import PRIORITY_RANK
 from rendercost.queue.sql_store import SqlJobStore
-from tests.unit.deploy.conftest import Rendered, render
+from tests.unit.deploy.conftest import REPO, Rendered, render
 
 pytestmark = pytest.mark.slow  # helm runs
 LEASE_S = 600.0
@@ -103,3 +104,14 @@ def test_keda_replica_arithmetic() -> None:
     assert keda_replicas(1, 8, 0, 32) == 1
     assert keda_replicas(17, 8, 0, 32) == 3
     assert keda_replicas(1000, 8, 0, 32) == 32
+
+
+def test_the_readme_shows_the_query_the_chart_renders(k8s_bin: Path) -> None:
+    """README "Scaling out" prints the batch pool's query for `helm install rendercost ...`."""
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("## Scaling out") :]
+    block = re.search(r"```sql\n(.*?)```", section, re.DOTALL)
+    assert block is not None
+    shown = " ".join(re.sub(r"--[^\n]*", "", block.group(1)).split())
+    rendered = _triggers(render(k8s_bin, release="rendercost"))["batch"][0]
+    assert shown == " ".join(rendered.split())
