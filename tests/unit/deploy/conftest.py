@@ -131,10 +131,10 @@ def assert_real_settings(names: Iterable[str], *, origin: str) -> None:
     check_names(variables, origin=origin)
 
 
-def run_in_image_env(argv: list[str], database_url: str, workdir: Path) -> subprocess.CompletedProcess[str]:
-    """Run a deploy file's command (``python -c ...``) here as the image would: this interpreter, no
-    RENDERCOST_* names but the database URL and a data folder, a fresh working directory."""
-    assert argv[0] == "python", argv
+def run_in_image_env(args: list[str], database_url: str, workdir: Path) -> subprocess.CompletedProcess[str]:
+    """Run a deploy file's arguments to the image's entrypoint (``rendercost``) here as the image would:
+    this interpreter's rendercost, no RENDERCOST_* names but the database URL and a data folder, a fresh
+    working directory."""
     env = {k: v for k, v in os.environ.items() if not k.upper().startswith("RENDERCOST_")}
     env |= {
         "RENDERCOST_DATABASE_URL": database_url,
@@ -142,7 +142,7 @@ def run_in_image_env(argv: list[str], database_url: str, workdir: Path) -> subpr
         "RENDERCOST_SECRETS_DIR": "",
     }
     return subprocess.run(
-        [sys.executable, *argv[1:]],
+        [str(Path(sys.executable).with_name("rendercost")), *args],
         cwd=workdir,
         env=env,
         capture_output=True,

@@ -88,7 +88,7 @@ def test_the_worker_drains_before_it_is_killed(services: dict[str, dict[str, Any
 def test_the_migrate_command_upgrades_a_database(
     services: dict[str, dict[str, Any]], db_url: str, tmp_path: Path
 ) -> None:
-    done = run_in_image_env(services["migrate"]["entrypoint"], db_url, tmp_path)
+    done = run_in_image_env(services["migrate"]["command"], db_url, tmp_path)
     assert done.returncode == 0, done.stderr
     engine = create_db_engine(db_url)
     try:

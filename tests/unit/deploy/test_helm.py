@@ -272,7 +272,7 @@ def test_the_migrate_job_is_a_hook_whose_command_upgrades_a_database(
     (job,) = default.of_kind("Job")
     assert job["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
     (container,) = _containers(job)
-    done = run_in_image_env(container["command"], db_url, tmp_path)
+    done = run_in_image_env(container["args"], db_url, tmp_path)
     assert done.returncode == 0, done.stderr
     engine = create_db_engine(db_url)
     try:
