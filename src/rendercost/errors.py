@@ -150,6 +150,14 @@ class QueueFull(_RetryableRefusal):
     error_type = "server_error"
 
 
+class DatabaseUnavailable(_RetryableRefusal):
+    """The database could not be reached or was too busy (a restart, a failover, a lock); retry soon."""
+
+    http_status = 503
+    code = "database_unavailable"
+    error_type = "server_error"
+
+
 class ModelLoadFailed(RenderCostError):
     """A configured model cannot be loaded (folder missing, hub id not in the offline cache)."""
 

@@ -27,7 +27,9 @@ from rendercost.admission.rewrite import PromptRewriter
 from rendercost.admission.routing import RoutingStore
 from rendercost.api import result_cache as api_result_cache
 from rendercost.api import (
+    routes_admin_keys,
     routes_costs,
+    routes_events,
     routes_fooocus,
     routes_fooocus_query,
     routes_images,
@@ -38,6 +40,7 @@ from rendercost.api import (
     routes_webhooks,
 )
 from rendercost.api.deps import ApiServices, Governance, ReadinessCheck
+from rendercost.api.docs_offline import install_docs
 from rendercost.api.errors import install_error_handlers
 from rendercost.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from rendercost.api.views import webhook_payload
@@ -213,6 +216,8 @@ def create_app(services: ApiServices, *, run_webhooks: bool = True) -> FastAPI:
         version="1",
         summary="Text-to-image with a receipt for every render (OpenAI-compatible images API).",
         lifespan=lifespan,
+        docs_url=None,  # /docs and /redoc come from install_docs, over vendored files (no CDN)
+        redoc_url=None,
     )
     app.state.services = services
     install_error_handlers(app)
@@ -220,6 +225,8 @@ def create_app(services: ApiServices, *, run_webhooks: bool = True) -> FastAPI:
     app.add_middleware(RequestContextMiddleware, metrics=services.metrics)
     app.include_router(routes_images.router)
     app.include_router(routes_jobs.router)
+    app.include_router(routes_events.router)
+    app.include_router(routes_admin_keys.router)
     app.include_router(routes_ops.router)
     app.include_router(routes_costs.router)
     app.include_router(api_result_cache.router)
@@ -228,4 +235,5 @@ def create_app(services: ApiServices, *, run_webhooks: bool = True) -> FastAPI:
     app.include_router(routes_fooocus.router)
     app.include_router(routes_fooocus_query.router)
     app.include_router(routes_models.router)
+    install_docs(app, API_TITLE)
     return app

@@ -117,7 +117,7 @@ async def submit_job(
     )
     admitted = await admit(request, ticket)
     job = admitted.job
-    assert job is not None  # the jobs API answers a cache hit as a job
+    assert job is not None  # noqa: S101  the jobs API answers a cache hit as a job
     if _comparable(job.request, seed_given) != _comparable(admitted.request, seed_given):
         raise Conflict("this Idempotency-Key was used for a different request", code="idempotency_conflict")
     if body.webhook_url:

@@ -93,7 +93,7 @@ def resolve_size(settings: Settings, size: str | None) -> tuple[int, int]:
     """``(width, height)`` for ``"WxH"`` exactly as asked, ``"auto"`` or None (``settings.default_size``);
     ``InvalidRequest`` naming ``size`` when it is malformed or out of range."""
     text = settings.default_size if size in (None, "auto") else size
-    assert text is not None
+    assert text is not None  # noqa: S101  default_size is always set
     width, height = parse_size(text)
     check_size(width, height, min_side=settings.min_side, max_side=settings.max_side)
     return width, height

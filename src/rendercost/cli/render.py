@@ -35,12 +35,12 @@ from rich.console import Console
 from rich.table import Table
 
 from rendercost.admission.lifecycle import check_retention
-from rendercost.cli.common import cli_errors, load_settings
+from rendercost.cli.common import Choices, cli_errors, load_settings
 from rendercost.domain.controls import CacheMode, CacheOutcome, CachePolicy, Retention, RewriteRecord
 from rendercost.domain.costs import Receipt
 from rendercost.domain.jobs import Job, JobState
 from rendercost.domain.money import ZERO, quantize
-from rendercost.domain.presets import DEFAULT_PRESET, get_preset
+from rendercost.domain.presets import DEFAULT_PRESET, PRESETS, get_preset
 from rendercost.domain.specs import (
     RANDOM_SEED,
     OutputFormat,
@@ -65,6 +65,8 @@ if TYPE_CHECKING:
 STORAGE_BACKEND = "local"  # the CLI writes to this machine's disk
 _UNIT_SHORT = {DEVICE_HOUR: "h", GB_MONTH: "GB-mo"}
 _CACHE_STATUS = {CacheOutcome.HIT: "hit", CacheOutcome.MISS: "miss"}  # anything else: "bypass"
+PRESET_CHOICES = Choices("preset", tuple(PRESETS))
+FORMAT_CHOICES = Choices("format", tuple(format_.value for format_ in OutputFormat), {"jpg": "jpeg"})
 
 
 @dataclass(frozen=True)
@@ -87,14 +89,16 @@ def render(
     prompt: Annotated[str, typer.Argument(help="What to render.")],
     negative: Annotated[str, typer.Option("--negative", help="Negative prompt (CFG presets only).")] = "",
     preset: Annotated[
-        str, typer.Option(help="quality, speed, extreme-speed, lightning, hyper-sd.")
+        str, typer.Option(**PRESET_CHOICES.option("Steps, guidance and sampler."))
     ] = DEFAULT_PRESET,
     size: Annotated[str | None, typer.Option(help="WIDTHxHEIGHT, multiples of 8.")] = None,
     n: Annotated[int, typer.Option("--n", help="Images; seeds SEED .. SEED+N-1.")] = 1,
     seed: Annotated[int, typer.Option(help="First seed; -1 picks one at random.")] = 0,
     model: Annotated[str | None, typer.Option(help="Configured model name or a diffusers folder.")] = None,
     out: Annotated[Path | None, typer.Option(help="Output file (N>1: STEM-I.SUFFIX).")] = None,
-    fmt: Annotated[str | None, typer.Option("--format", help="png, webp or jpeg (default: --out's).")] = None,
+    fmt: Annotated[
+        str | None, typer.Option("--format", **FORMAT_CHOICES.option("File format (default: --out's)."))
+    ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
     truncate: Annotated[bool, typer.Option(help="Cut over-long prompts to the model's limit.")] = False,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the cache.")] = False,
@@ -243,7 +247,7 @@ def _admit_and_render(
     with local_queue(settings, catalog, registry.fingerprint) as local:
         admitted = local.admission.admit(Ticket(CLI_TENANT, request, cache=request.cache.mode))
         job = admitted.job
-        assert job is not None  # the CLI asks for cache answers as jobs
+        assert job is not None  # noqa: S101  the CLI asks for cache answers as jobs
         if job.state is not JobState.SUCCEEDED:
             local.worker(build_runner(settings, registry), worker_id=default_worker_id()).run_burst()
             job = local.store.get(job.id)
@@ -258,7 +262,7 @@ def _finished(job: Job) -> Job:
 
 def _copy_out(local: LocalQueue, job: Job, paths: Sequence[Path]) -> list[_Outcome]:
     """The job's stored files (receipts inside) written to ``paths``, with their receipts."""
-    assert job.result is not None
+    assert job.result is not None  # noqa: S101  only called with a finished job
     status = _CACHE_STATUS.get(job.request.cache.outcome, "bypass")
     outcomes = []
     for spec, path, image in zip(job.request.image_specs(), paths, job.result.images, strict=True):

@@ -200,7 +200,7 @@ def embedded_server(
             stop=stop,
         )
         if workers > 0:
-            assert runner is not None  # set above whenever workers > 0
+            assert runner is not None  # noqa: S101  set above whenever workers > 0
             device_id = f"{default_worker_id()}-device"
             metered = stack.enter_context(idle_metered(settings, engine, runner, worker_id=device_id))
             shared = LockedRunner(MeteredRunner(metered, metrics))
