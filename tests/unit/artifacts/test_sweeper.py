@@ -12,11 +12,14 @@ import pytest
 from sqlalchemy import Engine, insert, select
 
 from rendercost.artifacts.local import LocalArtifactStore
+from rendercost.artifacts.maintenance import MaintenanceThread, build_maintenance
 from rendercost.artifacts.protocol import ArtifactRef, ArtifactStore
 from rendercost.artifacts.s3 import S3ArtifactStore, S3Location
 from rendercost.artifacts.sweeper import ArtifactIndex, ArtifactSweeper
 from rendercost.artifacts.tables import artifacts
 from rendercost.errors import Gone
+from rendercost.settings import Settings
+from rendercost.testing.waiting import wait_until
 from tests.fixtures.s3 import S3Bucket
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -136,3 +139,21 @@ def test_an_expired_draft_is_deleted_from_the_bucket(migrated_engine: Engine, s3
     assert [file.key for file in report.files] == [draft.key]
     assert s3_bucket.object_keys() == [f"images/{final.key}"]
     assert deleted_at(migrated_engine, draft_job) == T0 + timedelta(days=1, minutes=1)
+
+
+def test_the_maintenance_thread_sweeps_on_its_interval(migrated_engine: Engine, tmp_path: Path) -> None:
+    store = LocalArtifactStore(tmp_path)
+    ref = put(store, b"swept by the thread")
+    job_id = reference(migrated_engine, ref, days=1, created=datetime.now(UTC) - timedelta(days=2))
+    maintenance = build_maintenance(Settings(data_dir=tmp_path), migrated_engine, store)
+    thread = MaintenanceThread(maintenance, interval_s=0.05)
+    thread.start()
+    try:
+        wait_until(lambda: not store.exists(ref.key), what="the periodic sweep", timeout_s=30)
+    finally:
+        thread.stop()
+    assert deleted_at(migrated_engine, job_id) is not None
+    assert maintenance.reports and maintenance.reports[0].files_deleted == 1
+    never = MaintenanceThread(maintenance, interval_s=0)  # 0: off
+    never.start()
+    never.stop()
