@@ -21,6 +21,7 @@ from rendercost.admission.catalog import ModelCatalog
 from rendercost.admission.estimate import CostEstimator
 from rendercost.admission.exact_cache import ExactCache, Fingerprint
 from rendercost.admission.front_door import Admission, AdmissionHooks, QueueLimit
+from rendercost.admission.lifecycle import StoragePolicy
 from rendercost.admission.ratelimit import RateLimiter
 from rendercost.admission.rewrite import PromptRewriter
 from rendercost.admission.routing import RoutingStore
@@ -46,6 +47,7 @@ from rendercost.api.views import webhook_payload
 from rendercost.api.webhook_outbox import WebhookOutbox
 from rendercost.api.webhooks import WebhookDispatcher
 from rendercost.artifacts.protocol import ArtifactStore
+from rendercost.artifacts.sweeper import ArtifactIndex
 from rendercost.auth.keys import KeyStore
 from rendercost.auth.signing import SigningSecrets
 from rendercost.caches.result_cache import ResultCache
@@ -111,6 +113,7 @@ def build_services(
         wake_workers=wake_workers,
         hooks=admission_hooks(metrics),
         rewriter=rewriter or PromptRewriter(Gateway([])),
+        storage=StoragePolicy.from_settings(settings),
     )
     return ApiServices(
         settings=settings,
@@ -126,6 +129,7 @@ def build_services(
         webhook_secret=resolve_webhook_secret(settings, engine),
         exact=exact,
         governance=governance,
+        artifact_index=ArtifactIndex(engine),
     )
 
 
