@@ -37,6 +37,7 @@ from rendercost.api import (
     routes_models,
     routes_ops,
     routes_plan,
+    routes_styles,
     routes_webhooks,
 )
 from rendercost.api.deps import ApiServices, Governance, ReadinessCheck
@@ -235,5 +236,6 @@ def create_app(services: ApiServices, *, run_webhooks: bool = True) -> FastAPI:
     app.include_router(routes_fooocus.router)
     app.include_router(routes_fooocus_query.router)
     app.include_router(routes_models.router)
+    app.include_router(routes_styles.router)
     install_docs(app, API_TITLE)
     return app

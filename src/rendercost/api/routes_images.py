@@ -17,6 +17,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Request, Response
 
+from rendercost.admission.styles import check_style_names
 from rendercost.admission.ticket import AnswerAs, CacheHit
 from rendercost.api.controls import http_ticket
 from rendercost.api.deps import Authenticated, RateLimitedKey, admit, blocking, services
@@ -29,6 +30,7 @@ from rendercost.api.translate import (
     openai_size,
     preset_for_quality,
     resolve_model,
+    resolve_overrides,
     resolve_preset,
 )
 from rendercost.api.views import (
@@ -78,12 +80,19 @@ def _to_request(request: Request, body: ImageGenerationRequest) -> RenderRequest
         loras=(),
         output_format=body.output_format,
         priority="interactive",
-        styles=(body.style,) if body.style else (),
+        styles=(*((body.style,) if body.style else ()), *_checked_styles(body.styles)),
         client=ClientInfo("openai", body.user or None, body.response_format or "url"),
         retention=door_retention(
             svc.settings, body.retention_days, format_asked=body.output_format is not None
         ),
+        overrides=resolve_overrides(svc.settings, body.steps, body.guidance_scale, body.sampler),
     )
+
+
+def _checked_styles(names: list[str]) -> tuple[str, ...]:
+    """The ``styles`` extension's names, refused when unknown (OpenAI's own ``style`` is free text)."""
+    check_style_names(names)
+    return tuple(names)
 
 
 def _check_finished(job: Job) -> None:

@@ -14,6 +14,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
 
+from rendercost.admission.styles import check_style_names
 from rendercost.admission.ticket import AnswerAs
 from rendercost.api.controls import http_ticket
 from rendercost.api.deps import Authenticated, RateLimitedKey, admit, blocking, services
@@ -25,6 +26,7 @@ from rendercost.api.translate import (
     door_retention,
     resolve_loras,
     resolve_model,
+    resolve_overrides,
     resolve_preset,
     resolve_size,
 )
@@ -47,6 +49,7 @@ def _to_request(request: Request, body: JobRequest) -> RenderRequest:
     svc.catalog.check_prompt(model, body.prompt, param="prompt")
     if body.negative_prompt:
         svc.catalog.check_prompt(model, body.negative_prompt, param="negative_prompt")
+    check_style_names(body.styles)
     return build_request(
         prompt=body.prompt,
         negative_prompt=body.negative_prompt,
@@ -63,6 +66,7 @@ def _to_request(request: Request, body: JobRequest) -> RenderRequest:
         retention=door_retention(
             svc.settings, body.retention_days, format_asked=body.output_format is not None
         ),
+        overrides=resolve_overrides(svc.settings, body.steps, body.guidance_scale, body.sampler),
     )
 
 
