@@ -21,6 +21,7 @@ from rendercost.admission.catalog import ModelCatalog
 from rendercost.admission.estimate import CostEstimator
 from rendercost.admission.exact_cache import ExactCache, Fingerprint
 from rendercost.admission.front_door import Admission, AdmissionHooks, QueueLimit
+from rendercost.admission.lifecycle import StoragePolicy
 from rendercost.admission.ratelimit import RateLimiter
 from rendercost.admission.rewrite import PromptRewriter
 from rendercost.admission.routing import RoutingStore
@@ -38,6 +39,7 @@ from rendercost.api import (
     routes_ops,
     routes_plan,
     routes_session,
+    routes_styles,
     routes_webhooks,
 )
 from rendercost.api.deps import ApiServices, Governance, ReadinessCheck
@@ -48,6 +50,7 @@ from rendercost.api.views import webhook_payload
 from rendercost.api.webhook_outbox import WebhookOutbox
 from rendercost.api.webhooks import WebhookDispatcher
 from rendercost.artifacts.protocol import ArtifactStore
+from rendercost.artifacts.sweeper import ArtifactIndex
 from rendercost.auth.keys import KeyStore
 from rendercost.auth.signing import SigningSecrets
 from rendercost.caches.result_cache import ResultCache
@@ -113,6 +116,7 @@ def build_services(
         wake_workers=wake_workers,
         hooks=admission_hooks(metrics),
         rewriter=rewriter or PromptRewriter(Gateway([])),
+        storage=StoragePolicy.from_settings(settings),
     )
     return ApiServices(
         settings=settings,
@@ -128,6 +132,7 @@ def build_services(
         webhook_secret=resolve_webhook_secret(settings, engine),
         exact=exact,
         governance=governance,
+        artifact_index=ArtifactIndex(engine),
     )
 
 
@@ -235,5 +240,6 @@ def create_app(services: ApiServices, *, run_webhooks: bool = True) -> FastAPI:
     app.include_router(routes_models.router)
     app.include_router(routes_session.router)
     app.include_router(routes_estimate.router)
+    app.include_router(routes_styles.router)
     install_docs(app, API_TITLE)
     return app
