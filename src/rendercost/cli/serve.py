@@ -1,9 +1,10 @@
-"""`rendercost serve`: the HTTP API and N in-process worker threads over one database.
+"""`rendercost serve`: the HTTP API, the web pages and N in-process worker threads over one database.
 
 ``embedded_server(settings, workers=N)`` assembles everything (database + migrations, job store,
-artifacts and their sweeper, metrics, the FastAPI app, worker threads) and is what tests start too.
-Worker threads run ``Worker.run_forever``; the model runs in them, never on the event loop. On a fresh
-install (no API keys) an admin key is made, printed, and written to ``data_dir/admin-key`` (mode 0600).
+artifacts and their sweeper, metrics, the FastAPI app with the web pages (``web.app``), worker
+threads) and is what tests start too. Worker threads run ``Worker.run_forever``; the model runs in them,
+never on the event loop. On a fresh install (no API keys) an admin key is made, printed, and written to
+``data_dir/admin-key`` (mode 0600).
 """
 
 from __future__ import annotations
@@ -140,7 +141,7 @@ def embedded_server(
     # The API (fastapi), the execution package (torch, diffusers) and the stores: imported only when a
     # server is assembled, so the other commands and ``--help`` start without them.
     from rendercost.admission.rewrite import PromptRewriter
-    from rendercost.api.app import build_services, create_app
+    from rendercost.api.app import build_services
     from rendercost.artifacts.factory import open_artifact_store
     from rendercost.artifacts.maintenance import MaintenanceThread, build_maintenance
     from rendercost.db.engine import create_db_engine
@@ -153,6 +154,7 @@ def embedded_server(
     from rendercost.execution.worker.setup import LockedRunner, build_worker, default_worker_id, idle_metered
     from rendercost.observability.metrics import MeteredRunner, Metrics
     from rendercost.queue.sql_store import SqlJobStore
+    from rendercost.web.app import create_web_app
 
     engine = create_db_engine(settings.resolved_database_url)
     stack = ExitStack()  # the device's idle meter: closed after the workers stop
@@ -194,7 +196,7 @@ def embedded_server(
             settings=settings,
             engine=engine,
             services=services,
-            app=create_app(services, run_webhooks=webhooks),
+            app=create_web_app(services, run_webhooks=webhooks),
             admin_key=services.keys.ensure_admin_key(admin_key_path),
             admin_key_path=admin_key_path,
             stop=stop,
