@@ -4,8 +4,8 @@
   the database, or when any job is still queued or running after the drain, or when a client was told
   it succeeded and the database says otherwise;
 - BILLED TWICE: a job with two ledger lines for one (image, stage); RECEIPT MISMATCH: a succeeded job
-  whose ledger lines are not the lines of its stored receipts; BILLED UNFINISHED: ledger lines for a
-  job that did not succeed;
+  whose ledger lines are not the lines of its stored receipts, or do not sum to them; BILLED
+  UNFINISHED: ledger lines for a job that did not succeed;
 - the ledger total (every line but the machine's idle time) against the receipts total (the stored
   receipts of succeeded jobs, plus the lines of cache answers, which have no job row), and against what
   the clients were quoted for the same jobs.
@@ -85,12 +85,13 @@ def audit(engine: Engine, tally: Tally) -> Audit:
             for image in (job.result.images if job.result else ())
             for line in image.receipt.lines
         )
-        result.receipts_total += sum(
+        receipt_total = sum(
             (image.receipt.total for image in (job.result.images if job.result else ())), ZERO
         )
+        result.receipts_total += receipt_total
         if any(count > 1 for count in lines[job_id].values()):
             result.billed_twice.append(job_id)
-        if set(lines[job_id]) != set(receipt_lines):
+        if set(lines[job_id]) != set(receipt_lines) or billed.get(job_id, ZERO) != receipt_total:
             result.receipt_mismatch.append(job_id)
     answers = [job_id for job_id in billed if job_id not in state_of]
     result.answer_lines_total = sum((billed[job_id] for job_id in answers), ZERO)
