@@ -13,8 +13,9 @@ audited (``bench/soak_audit.py``).
 It prints requests by outcome, jobs by state, and the invariants, and exits 1 when one fails:
 0 jobs lost, 0 billed twice, ledger lines = receipt lines, nothing billed for an unfinished job,
 ledger total = receipts total (and = what clients were quoted), 0 5xx and 0 transport errors outside
-the restart windows, 0 hostile bodies accepted, and the server's RSS growing at most ``--rss-growth-mib``
-in each of its runs (first sample ``WARM_S`` after it was ready, under load, to its last sample).
+the restart windows, 0 hostile bodies accepted, 0 jobs another tenant could read, and the server's RSS
+growing at most ``--rss-growth-mib`` in each of its runs (first sample ``WARM_S`` after it was ready,
+under load, to its last sample).
 Also p50/p99 latency of cache hits and of renders under load.
 
 Bounded: ``--minutes`` of load (plus what restarts take past the schedule; each start gives up after
@@ -210,6 +211,7 @@ def summarize(
 
 def invariants(report: dict[str, Any]) -> list[tuple[str, bool]]:
     hostile = sum(n for note, n in report["notes"].items() if note.startswith("HOSTILE ACCEPTED"))
+    leaks = sum(n for note, n in report["notes"].items() if note.startswith("TENANT LEAK"))
     growth = [end - start for start, end in report["rss_mib"]]
     return [
         (f"jobs lost: {len(report['lost'])}", not report["lost"]),
@@ -241,6 +243,7 @@ def invariants(report: dict[str, Any]) -> list[tuple[str, bool]]:
             report["transport_outside"] == 0,
         ),
         (f"hostile bodies accepted: {hostile}", hostile == 0),
+        (f"jobs another tenant could read: {leaks}", leaks == 0),
         (
             "server RSS growth per run (MiB): "
             + ", ".join(f"{g:+.0f}" for g in growth)

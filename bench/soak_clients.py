@@ -7,6 +7,7 @@ most one request in flight and waits for its own async job, so the queue stays b
 Actions: ``render`` (sync, a new seed), ``repeat`` (sync, a seed rendered before: a cache hit),
 ``job`` (async: submit, then poll until it is finished), ``cancel`` (submit, cancel at once),
 ``budget`` (a tenant over its budget: 402), ``hostile`` (bad bodies that must be refused with a 4xx).
+After an async job, the other tenant asks for it and must get 404 (``peek``).
 """
 
 from __future__ import annotations
@@ -65,6 +66,13 @@ class Tally:
             return Counter(f"{c.kind} {c.status or 'transport-error'}" for c in self.calls)
 
 
+def _seconds(retry_after: str | None) -> float:
+    try:
+        return float(retry_after) if retry_after is not None else BACKOFF_S
+    except ValueError:  # an HTTP date: this server sends seconds, so just back off
+        return BACKOFF_S
+
+
 _seeds = itertools.count(1)
 _seed_lock = threading.Lock()
 
@@ -97,7 +105,7 @@ class Client:
             return None
         self.tally.record(Call(kind, response.status_code, started, time.monotonic()))
         if response.status_code in (429, 503):  # as a polite client does: wait as long as asked
-            time.sleep(min(MAX_RETRY_AFTER_S, float(response.headers.get("Retry-After", BACKOFF_S))))
+            time.sleep(min(MAX_RETRY_AFTER_S, _seconds(response.headers.get("Retry-After"))))
         return response
 
     def body(self, **extra: Any) -> dict[str, Any]:
@@ -144,6 +152,15 @@ class Client:
         )
         if job_id is not None:
             self._poll(job_id)
+            self._peek(job_id)
+
+    def _peek(self, job_id: str) -> None:
+        """The other tenant asks for this job: it must not exist for them (404)."""
+        other = "soak-b" if self.tenant == "soak-a" else "soak-a"
+        response = self.call("peek", "GET", f"/v1/jobs/{job_id}", tenant=other)
+        if response is not None and response.status_code != 404 and response.status_code < 500:
+            with self.tally.lock:
+                self.tally.notes[f"TENANT LEAK: another tenant's job -> {response.status_code}"] += 1
 
     def cancel(self) -> None:
         job_id = self._submit("cancel-submit", self.body(seed=new_seed(), priority="batch"))

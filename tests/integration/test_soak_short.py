@@ -40,4 +40,5 @@ def test_a_short_soak_loses_nothing_and_bills_once(tiny_model_dir: Path, tmp_pat
     assert report["latency_ms"]["cache_hit"]["n"] > 0 and report["latency_ms"]["render"]["n"] > 0
     growth = [end - start for start, end in report["rss_mib"]]
     assert growth and max(growth) <= report["rss_growth_bound_mib"]
+    assert outcomes.get("peek 404", 0) > 0 and not any(o.startswith("peek 2") for o in outcomes)
     assert "ok   jobs lost: 0" in done.stdout
