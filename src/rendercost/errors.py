@@ -18,6 +18,7 @@ exits 2. Lower-layer exceptions (SQLAlchemy, diffusers, httpx) are translated at
     ├── PermissionDenied                 (403, permission_denied)  needs an admin key
     ├── NotFound                         (404, not_found)
     ├── Conflict                         (409, conflict)           e.g. illegal job state change
+    ├── Gone                             (410, artifact_expired)   its retention ran out; the file is deleted
     ├── PayloadTooLarge                  (413, payload_too_large)
     ├── RateLimited                      (429, rate_limit_exceeded) carries retry_after
     ├── ModelLoadFailed                  (503, model_unavailable)  weights missing or unreadable
@@ -111,6 +112,14 @@ class Conflict(RenderCostError):
     http_status = 409
     code = "conflict"
     error_type = "conflict_error"
+
+
+class Gone(RenderCostError):
+    """The thing existed and was deleted on purpose (an image whose retention ran out)."""
+
+    http_status = 410
+    code = "artifact_expired"
+    error_type = "not_found_error"
 
 
 class PayloadTooLarge(RenderCostError):

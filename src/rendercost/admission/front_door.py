@@ -5,7 +5,8 @@ the CLI calls it directly):
 
     1. charge limits        the rate limits of the ticket's key and tenant (``admission.ratelimit``)
     2. rewrite              the prompt, when asked, through the semantic cache (``admission.rewrite``)
-    3. route the preset     the tenant's policy for the request's class (``admission.routing``)
+    3. route the preset     the tenant's policy for the request's class (``admission.routing``), and
+                            the class's retention and format (``admission.lifecycle``)
     4. answer from cache    an exact repeat answered from stored files (``admission.exact_cache``),
                             billed by the ``Biller`` as a SUCCEEDED job or as a receipt-only hit
     5. estimate, reserve    the request's estimated cost against the budgets (``admission.budget``)
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from rendercost.admission.budget import BudgetGuard
 from rendercost.admission.catalog import ModelCatalog
 from rendercost.admission.exact_cache import ExactCache
+from rendercost.admission.lifecycle import StoragePolicy
 from rendercost.admission.ratelimit import RateLimiter
 from rendercost.admission.rewrite import PromptRewriter, rewrite_step
 from rendercost.admission.routing import CLASS_TAG, RoutingStore, resolve_class, route
@@ -75,6 +77,7 @@ class Admission:
     queue_limit: QueueLimit | None = None
     wake_workers: Callable[[], None] = _ignore  # a job was queued: in-process workers look now
     hooks: AdmissionHooks = field(default_factory=AdmissionHooks)
+    storage: StoragePolicy = field(default_factory=StoragePolicy)  # retention and format per class
 
     def admit(self, ticket: Ticket) -> Admitted:
         """Blocking. Admit ``ticket``'s request (the seven steps above) or raise the refusal."""
@@ -107,10 +110,12 @@ class Admission:
 
     # 3 ------------------------------------------------------------------------------------------------
     def route_preset(self, ticket: Ticket, request: RenderRequest) -> tuple[RenderRequest, dict[str, str]]:
-        """The request with the preset and priority the tenant's policy gives its class, and the job's
-        tags with that class (so its cost lines carry it); unchanged when no class is named."""
+        """The request with the preset and priority the tenant's policy gives its class, its retention
+        granted and its class's format (``StoragePolicy.apply``), and the job's tags with that class
+        (so its cost lines carry it); only the retention changes when no class is named."""
         tags = dict(ticket.tags)
         render_class = resolve_class(ticket.render_class, tags)
+        request = self.storage.apply(request, render_class)
         if self.routing is None or render_class is None:
             return request, tags
         rules = self.routing.get(ticket.tenant)

@@ -25,6 +25,7 @@ from rendercost.api.schemas import ImageData, ImageGenerationRequest, ImageMeta,
 from rendercost.api.translate import (
     build_request,
     check_n,
+    door_retention,
     openai_size,
     preset_for_quality,
     resolve_model,
@@ -75,10 +76,13 @@ def _to_request(request: Request, body: ImageGenerationRequest) -> RenderRequest
         seed=resolve_seed(body.seed, n),
         n=n,
         loras=(),
-        output_format=body.output_format or "png",
+        output_format=body.output_format,
         priority="interactive",
         styles=(body.style,) if body.style else (),
         client=ClientInfo("openai", body.user or None, body.response_format or "url"),
+        retention=door_retention(
+            svc.settings, body.retention_days, format_asked=body.output_format is not None
+        ),
     )
 
 
@@ -168,7 +172,7 @@ def _wants_bytes(accept: str | None) -> bool:
 @router.get(
     "/v1/images/{image_id}",
     response_model=ImageMeta,
-    responses={200: {"content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}}}, 404: {}},
+    responses={200: {"content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}}}, 404: {}, 410: {}},
 )
 async def get_image(
     request: Request,
@@ -183,6 +187,8 @@ async def get_image(
     image = job.result.image(index) if job.result is not None else None
     if image is None:
         raise NotFound(f"no image {image_id!r}", param="image_id")
+    if svc.artifact_index is not None:  # an image whose retention ran out is 410, not 404
+        await blocking(svc.artifact_index.check_not_deleted, job.id, index)
     if _wants_bytes(accept):
         raw = await blocking(svc.artifacts.get, image.artifact_key)
         return Response(content=raw, media_type=image.media_type)

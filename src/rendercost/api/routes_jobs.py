@@ -22,6 +22,7 @@ from rendercost.api.schemas import JobList, JobOut, JobRequest
 from rendercost.api.translate import (
     build_request,
     check_n,
+    door_retention,
     resolve_loras,
     resolve_model,
     resolve_preset,
@@ -59,6 +60,9 @@ def _to_request(request: Request, body: JobRequest) -> RenderRequest:
         priority=body.priority,
         styles=tuple(body.styles),
         client=ClientInfo("jobs", body.user or None),
+        retention=door_retention(
+            svc.settings, body.retention_days, format_asked=body.output_format is not None
+        ),
     )
 
 

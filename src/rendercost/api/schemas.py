@@ -39,12 +39,13 @@ class ImageGenerationRequest(BaseModel):
     size: str | None = None  # "WxH" or "auto"; OpenAI sizes map to SDXL sizes
     quality: Quality | None = None  # maps to a preset
     response_format: Literal["url", "b64_json"] | None = None  # default url
-    output_format: ImageFormat | None = None  # default png
+    output_format: ImageFormat | None = None  # default: the render class's format, else png
     style: str | None = Field(default=None, max_length=200)  # a style name (free text accepted)
     user: str | None = Field(default=None, max_length=200)  # end-user id, kept on the job
     preset: str | None = None  # rendercost: overrides quality
     seed: int | None = Field(default=None, ge=0, le=MAX_SEED)  # rendercost: first image's seed
     rewrite: bool | None = None  # rendercost: rewrite the prompt (LLM chain, builtin fallback) first
+    retention_days: int | None = None  # rendercost: keep the images this long (default: the class's)
 
 
 class ImageData(BaseModel):
@@ -116,8 +117,9 @@ class JobRequest(_Strict):
     loras: list[LoraIn] = Field(default_factory=list, max_length=8)
     priority: Literal["interactive", "batch"] = "interactive"
     webhook_url: str | None = Field(default=None, max_length=2000)  # POSTed when the job finishes
-    output_format: ImageFormat = "png"
+    output_format: ImageFormat | None = None  # default: the render class's format, else png
     user: str | None = Field(default=None, max_length=200)
+    retention_days: int | None = None  # keep the images this long (default: the class's); priced for it
 
     _url = field_validator("webhook_url")(_check_http_url)
 

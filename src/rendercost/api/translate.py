@@ -13,7 +13,8 @@ from __future__ import annotations
 import re
 
 from rendercost.admission.catalog import ModelCatalog
-from rendercost.domain.controls import ClientInfo
+from rendercost.admission.lifecycle import check_retention
+from rendercost.domain.controls import ClientInfo, Retention
 from rendercost.domain.presets import DEFAULT_PRESET, get_preset
 from rendercost.domain.specs import (
     LoraRef,
@@ -116,6 +117,13 @@ def resolve_loras(catalog: ModelCatalog, model: str, loras: list[tuple[str, floa
     return tuple(refs)
 
 
+def door_retention(settings: Settings, asked_days: int | None, *, format_asked: bool) -> Retention:
+    """The client's retention ask (checked against ``artifact_max_retention_days``: 400
+    ``retention_too_long`` before anything is charged) and whether it left the format to its class."""
+    check_retention(asked_days, settings.artifact_max_retention_days)
+    return Retention(asked_days=asked_days, format_open=not format_asked)
+
+
 def build_request(
     *,
     prompt: str,
@@ -126,11 +134,14 @@ def build_request(
     seed: int,
     n: int,
     loras: tuple[LoraRef, ...],
-    output_format: str,
+    output_format: str | None,
     priority: str,
     styles: tuple[str, ...],
     client: ClientInfo,
+    retention: Retention | None = None,
 ) -> RenderRequest:
+    """The request a door parsed; ``output_format`` None renders PNG unless the request's class has a
+    format (``retention.format_open``, see ``admission.lifecycle``)."""
     width, height = size
     spec = RenderSpec(
         prompt=prompt,
@@ -141,6 +152,13 @@ def build_request(
         height=height,
         seed=seed,
         loras=loras,
-        output_format=OutputFormat.parse(output_format, param="output_format"),
+        output_format=OutputFormat.parse(output_format or "png", param="output_format"),
     )
-    return RenderRequest(spec=spec, n=n, priority=Priority(priority), styles=styles, client=client)
+    return RenderRequest(
+        spec=spec,
+        n=n,
+        priority=Priority(priority),
+        styles=styles,
+        client=client,
+        retention=retention or Retention(),
+    )

@@ -105,7 +105,8 @@ def rewrite_info(render_request: RenderRequest) -> RewriteInfo | None:
 def request_json(render_request: RenderRequest) -> dict[str, Any]:
     """A job's ``request`` as the jobs API shows it: the spec, count, priority and styles, and an
     ``extra`` object with the door (``api``, ``response_format``, ``user``), the ``rewrite`` record,
-    ``cache: "no-store"`` and the result cache's ``result_cache`` outcome, each only when set."""
+    ``cache: "no-store"``, the result cache's ``result_cache`` outcome and the ``retention_days``
+    granted, each only when set."""
     data = render_request.to_dict()
     extra: dict[str, Any] = {}
     client = render_request.client
@@ -122,6 +123,8 @@ def request_json(render_request: RenderRequest) -> dict[str, Any]:
         extra["cache"] = str(policy.mode)
     if client.api and policy.outcome is not CacheOutcome.HIT:  # an HTTP door that enqueued the job
         extra["result_cache"] = str(policy.outcome)
+    if render_request.retention.days is not None:
+        extra["retention_days"] = render_request.retention.days
     return {
         "spec": data["spec"],
         "n": data["n"],

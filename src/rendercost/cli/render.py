@@ -34,8 +34,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from rendercost.admission.lifecycle import check_retention
 from rendercost.cli.common import Choices, cli_errors, load_settings
-from rendercost.domain.controls import CacheMode, CacheOutcome, CachePolicy, RewriteRecord
+from rendercost.domain.controls import CacheMode, CacheOutcome, CachePolicy, Retention, RewriteRecord
 from rendercost.domain.costs import Receipt
 from rendercost.domain.jobs import Job, JobState
 from rendercost.domain.money import ZERO, quantize
@@ -104,10 +105,15 @@ def render(
     rewrite: Annotated[
         bool, typer.Option("--rewrite", help="Rewrite PROMPT into a detailed one first (LLM or builtin).")
     ] = False,
+    retention_days: Annotated[
+        int | None,
+        typer.Option("--retention-days", help="Keep the stored images this long (priced for it)."),
+    ] = None,
 ) -> None:
     """Render PROMPT on this machine and print what each image cost, stage by stage."""
     settings = load_settings(ctx)
     with cli_errors():
+        check_retention(retention_days, settings.artifact_max_retention_days, param="--retention-days")
         settings = _with_model_path(settings, model)
         output_format = _output_format(fmt, out)
         width, height = parse_size(size or settings.default_size)
@@ -145,6 +151,7 @@ def render(
             priority=Priority.INTERACTIVE,
             cache=CachePolicy(mode),
             rewrite=rewritten.record if rewritten is not None else None,
+            retention=Retention(asked_days=retention_days),
         )
         paths = _output_paths(_default_out(spec, out), n)
         outcomes = _admit_and_render(settings, registry, request, paths)

@@ -3,7 +3,8 @@
 Start one per device. Workers on any number of machines can share one PostgreSQL database
 (``RENDERCOST_DATABASE_URL``); SQLite (the default) serves workers on one machine. SIGTERM or Ctrl-C
 drains: the batch in hand and the jobs already started finish, jobs claimed but not started go back to
-the queue, then the process exits 0. ``--burst`` renders until the queue is empty and exits.
+the queue, then the process exits 0. ``--burst`` renders until the queue is empty and exits. A
+long-running worker also sweeps expired artifacts every ``artifact_sweep_interval_s``.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ def worker(
     # The execution package (torch, diffusers) and the stores: imported only when this command runs.
     from rendercost.admission.exact_cache import ExactCache, storing_hook
     from rendercost.artifacts.factory import open_artifact_store
+    from rendercost.artifacts.maintenance import MaintenanceThread, build_maintenance
     from rendercost.caches.result_cache import ResultCache
     from rendercost.execution.models.registry import ModelRegistry
     from rendercost.execution.worker.setup import (
@@ -75,7 +77,13 @@ def worker(
                 artifacts=artifacts,
                 on_settled=storing_hook(gate),  # results answer exact repeats over HTTP
             )
-            stats = the_worker.run_burst(stop) if burst else the_worker.run_forever(stop)
+            interval = 0.0 if burst else settings.artifact_sweep_interval_s
+            upkeep = MaintenanceThread(build_maintenance(settings, store.engine, artifacts), interval)
+            upkeep.start()
+            try:
+                stats = the_worker.run_burst(stop) if burst else the_worker.run_forever(stop)
+            finally:
+                upkeep.stop()
     summary = {
         "worker_id": the_worker.worker_id,
         "jobs_succeeded": stats.jobs_succeeded,

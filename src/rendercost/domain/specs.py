@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-from rendercost.domain.controls import CachePolicy, ClientInfo, RewriteRecord
+from rendercost.domain.controls import CachePolicy, ClientInfo, Retention, RewriteRecord
 from rendercost.domain.costs import Attribution
 from rendercost.errors import InvalidRequest
 
@@ -183,6 +183,7 @@ class RenderRequest:
     cache: CachePolicy = field(default_factory=CachePolicy)  # exact-result cache mode and outcome
     rewrite: RewriteRecord | None = None  # the prompt rewrite done at admission, if any
     client: ClientInfo = field(default_factory=ClientInfo)  # which door, which end user
+    retention: Retention = field(default_factory=Retention)  # how long its images are kept (admission)
 
     def image_specs(self) -> list[RenderSpec]:
         """One spec per image, with seeds ``seed + i``."""
@@ -202,6 +203,7 @@ class RenderRequest:
             "cache": self.cache.to_dict(),
             "rewrite": self.rewrite.to_dict() if self.rewrite is not None else None,
             "client": self.client.to_dict(),
+            "retention": self.retention.to_dict(),
         }
 
     @classmethod
@@ -216,4 +218,5 @@ class RenderRequest:
             cache=CachePolicy.from_dict(data.get("cache") or {}),
             rewrite=RewriteRecord.from_dict(rewrite) if isinstance(rewrite, dict) else None,
             client=ClientInfo.from_dict(data.get("client") or {}),
+            retention=Retention.from_dict(data.get("retention") or {}),
         )
