@@ -120,6 +120,11 @@ async def authenticate(
     return key
 
 
+def visible_tenant(key: ApiKey) -> str | None:
+    """Whose jobs and images ``key`` may read: its own tenant's, or every tenant's (None) for an admin."""
+    return None if key.admin else key.tenant
+
+
 async def _session_key(request: Request, cookie: str) -> ApiKey:
     session = await blocking(services(request).sessions.resolve, cookie)
     if request.method not in SAFE_METHODS:

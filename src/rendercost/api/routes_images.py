@@ -20,7 +20,7 @@ from fastapi import APIRouter, Header, Request, Response
 from rendercost.admission.styles import check_style_names
 from rendercost.admission.ticket import AnswerAs, CacheHit
 from rendercost.api.controls import http_ticket
-from rendercost.api.deps import Authenticated, RateLimitedKey, admit, blocking, services
+from rendercost.api.deps import Authenticated, RateLimitedKey, admit, blocking, services, visible_tenant
 from rendercost.api.result_cache import hit_data, hit_info
 from rendercost.api.schemas import ImageData, ImageGenerationRequest, ImageMeta, ImagesResponse
 from rendercost.api.translate import (
@@ -192,7 +192,7 @@ async def get_image(
     """An image's metadata (JSON), or its bytes with ``Accept: image/png`` (or any ``image/*``)."""
     svc = services(request)
     job_id, index = parse_image_id(image_id)
-    job = await blocking(lambda: svc.store.get(job_id, tenant=key.tenant))
+    job = await blocking(lambda: svc.store.get(job_id, tenant=visible_tenant(key)))
     image = job.result.image(index) if job.result is not None else None
     if image is None:
         raise NotFound(f"no image {image_id!r}", param="image_id")
