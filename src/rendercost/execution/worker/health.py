@@ -37,6 +37,12 @@ class WorkerHealth:
         self._last_beat: float | None = None
         self._draining = False
         self._stopped = False
+        self._stop: threading.Event | None = None
+
+    def watch(self, stop: threading.Event) -> None:
+        """Report draining as soon as ``stop`` (the loop's stop event, set on SIGTERM) is set."""
+        with self._lock:
+            self._stop = stop
 
     def beat(self) -> None:
         """The loop is turning."""
@@ -57,11 +63,12 @@ class WorkerHealth:
     @property
     def is_draining(self) -> bool:
         with self._lock:
-            return self._draining
+            return self._draining or (self._stop is not None and self._stop.is_set())
 
     def report(self) -> HealthReport:
+        draining = self.is_draining
         with self._lock:
-            last, draining, stopped = self._last_beat, self._draining, self._stopped
+            last, stopped = self._last_beat, self._stopped
         age = None if last is None else self._monotonic() - last
         if stopped:
             return HealthReport(False, "stopped", age)

@@ -78,6 +78,7 @@ class Worker:
         priorities: Collection[Priority] = ALL_PRIORITIES,
         drain_seconds: float | None = None,
         health: WorkerHealth | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.worker_id = worker_id
         self.stats = WorkerStats()
@@ -88,6 +89,7 @@ class Worker:
         self._pricing = pricing
         self._priorities = frozenset(priorities)
         self._drain_seconds = drain_seconds
+        self._monotonic = monotonic
         self._drain = DrainClock(threading.Event(), None)
         self._lost = LostWork()
         self._held = HeldJobs(planner)
@@ -128,7 +130,8 @@ class Worker:
         return self._run(stop, burst=False)
 
     def _run(self, stop: threading.Event, *, burst: bool) -> WorkerStats:
-        self._drain = DrainClock(stop, self._drain_seconds)
+        self._drain = DrainClock(stop, self._drain_seconds, monotonic=self._monotonic)
+        self.health.watch(stop)
         self._requeue_expired(force=True)
         try:
             with self._leases, self._settler:
@@ -239,11 +242,11 @@ class Worker:
     def _execute(self, plan: BatchPlan) -> None:
         """Run one plan and hand the result to the settler; a runner error fails the batch's jobs, and
         a drain whose time runs out mid-batch abandons it."""
-        started = time.monotonic()
+        started = self._monotonic()
         try:
             result = self._runner.run(plan, on_step=self._progress_reporter(plan))
         except DrainTimeout:
-            self._cut_short(plan, time.monotonic() - started)
+            self._cut_short(plan, self._monotonic() - started)
             return
         except Exception as exc:  # every failure of a batch fails its jobs; the loop goes on
             self._fail_batch(plan, exc)
