@@ -77,7 +77,7 @@ def worker(
     configure_logging()
     stop = _stop_on_signals()
     if devices is not None:
-        _supervise(ctx, devices, stop, burst=burst, worker_id=worker_id, priorities=priorities)
+        _supervise(ctx, settings, devices, stop, burst=burst, worker_id=worker_id, priorities=priorities)
         return
     summary = _run_worker(settings, stop, burst=burst, worker_id=worker_id, priorities=wanted)
     typer.echo(json.dumps(summary))
@@ -105,6 +105,7 @@ def _stop_on_signals() -> threading.Event:
 
 def _supervise(
     ctx: typer.Context,
+    settings: Settings,
     devices: str,
     stop: threading.Event,
     *,
@@ -122,7 +123,6 @@ def _supervise(
         global_args += ["--data-dir", str(state.data_dir)]
     worker_args = ["--priorities", priorities, *(["--burst"] if burst else [])]
     with cli_errors():
-        settings = load_settings(ctx)
         found = resolve_devices(devices)
 
     def command(index: int, device: str) -> list[str]:
