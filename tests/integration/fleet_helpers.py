@@ -130,10 +130,10 @@ def webhook_receiver() -> Iterator[Receiver]:
         receiver = holder[0]
         headers = {name.lower(): value for name, value in request.headers.items()}
         signed = verify_standard(receiver.secret, headers, body, now=time.time())
-        event = json.loads(body)
+        job = json.loads(body)["data"]  # {"type": "job.succeeded", "created": ..., "data": the job}
         with receiver.lock:
             receiver.deliveries.append(
-                Delivery(headers.get("webhook-id", ""), event["id"], event["state"], signed)
+                Delivery(headers.get("webhook-id", ""), job["id"], job["state"], signed)
             )
         return Response(status_code=204)
 
