@@ -39,7 +39,7 @@ def fleet_config(path: Path, *, model_dir: Path, database_url: str, redis_url: s
         'default_size = "64x64"\n'
         "lease_seconds = 5\n"
         "retry_backoff_seconds = 0\n"
-        "max_wait_ms = 0\n"
+        "max_wait_ms = 50\n"  # batches fill while jobs arrive
         "worker_drain_seconds = 0\n"
         f"rate_limit_key_requests_per_minute = {KEY_LIMIT_PER_MINUTE}\n"
         "rate_limit_tenant_requests_per_minute = 0\n"
