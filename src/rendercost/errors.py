@@ -18,6 +18,7 @@ exits 2. Lower-layer exceptions (SQLAlchemy, diffusers, httpx) are translated at
     ├── PermissionDenied                 (403, permission_denied)  needs an admin key
     ├── NotFound                         (404, not_found)
     ├── Conflict                         (409, conflict)           e.g. illegal job state change
+    ├── Gone                             (410, artifact_expired)   its retention ran out; the file is deleted
     ├── PayloadTooLarge                  (413, payload_too_large)
     ├── RateLimited                      (429, rate_limit_exceeded) carries retry_after
     ├── ModelLoadFailed                  (503, model_unavailable)  weights missing or unreadable
@@ -113,6 +114,14 @@ class Conflict(RenderCostError):
     error_type = "conflict_error"
 
 
+class Gone(RenderCostError):
+    """The thing existed and was deleted on purpose (an image whose retention ran out)."""
+
+    http_status = 410
+    code = "artifact_expired"
+    error_type = "not_found_error"
+
+
 class PayloadTooLarge(RenderCostError):
     http_status = 413
     code = "payload_too_large"
@@ -138,6 +147,14 @@ class RateLimited(_RetryableRefusal):
 class QueueFull(_RetryableRefusal):
     http_status = 503
     code = "queue_full"
+    error_type = "server_error"
+
+
+class DatabaseUnavailable(_RetryableRefusal):
+    """The database could not be reached or was too busy (a restart, a failover, a lock); retry soon."""
+
+    http_status = 503
+    code = "database_unavailable"
     error_type = "server_error"
 
 

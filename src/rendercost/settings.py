@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
 from dotenv import dotenv_values
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import (
     BaseSettings,
     DotEnvSettingsSource,
@@ -64,7 +64,10 @@ def default_data_dir() -> Path:
 class ModelConfig(BaseModel):
     """One model the server may load, by name."""
 
-    source: str  # local diffusers folder, or a hub id loaded offline from the HF cache
+    source: str  # local diffusers folder, a single-file .safetensors checkpoint, or a hub id (offline cache)
+    config: Path | None = (
+        None  # single-file checkpoints: the diffusers config folder (None: SDXL base, shipped)
+    )
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"  # auto: bf16 on CUDA, fp32 on CPU
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
     speed_loras: dict[str, str] = Field(default_factory=dict)  # preset name -> LoRA name (file stem)
@@ -101,6 +104,28 @@ class SpeedSwitches(BaseModel):
     vae_tiling_min_pixels: int = 1536 * 1536  # tile the VAE at or above this size
 
 
+RenderClassName = Literal["draft", "review", "final"]  # admission.routing.RENDER_CLASSES
+
+
+class StorageClass(BaseModel):
+    """How one request class's images are stored: kept ``retention_days`` (and priced for that long),
+    written as ``output_format`` when the request names no format (None: the door's default, PNG)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    retention_days: int = Field(ge=1)
+    output_format: Literal["png", "webp", "jpeg"] | None = None
+
+
+def default_storage_classes() -> dict[RenderClassName, StorageClass]:
+    """Drafts are looked at once: a day, as WebP. Reviews: a week, WebP. Finals: 30 days, PNG."""
+    return {
+        "draft": StorageClass(retention_days=1, output_format="webp"),
+        "review": StorageClass(retention_days=7, output_format="webp"),
+        "final": StorageClass(retention_days=30, output_format="png"),
+    }
+
+
 class Settings(BaseSettings):
     """Process-wide settings; build once at start and pass the parts each component needs."""
 
@@ -127,7 +152,11 @@ class Settings(BaseSettings):
 
     models: dict[str, ModelConfig] = Field(default_factory=dict)  # by name; "default" is the tiny model
     default_model: str = DEFAULT_MODEL_NAME
-    lora_dirs: list[Path] = Field(default_factory=list)  # searched in order; data_dir/loras is always last
+    lora_dirs: list[Path] = Field(
+        default_factory=list
+    )  # searched in order, then models_dir/loras, data_dir/loras
+    # models root: every models_dir/checkpoints/NAME.safetensors is model NAME; None: data_dir/models
+    models_dir: Path | None = None
     device: str = "auto"  # torch device for models without their own
     warm_loras: int = 8  # LoRA adapters kept loaded per pipeline (least recently used is dropped)
 
@@ -135,7 +164,13 @@ class Settings(BaseSettings):
     device_type: str = "cpu"  # catalog device this worker runs as
     pricing_model: Literal["on_demand", "spot", "reserved"] = "on_demand"
     region: str = "us-east-1"
-    artifact_retention_days: int = 30  # stored images are priced (GB-months) for this many days
+    # storage lifecycle: images are kept (and priced, GB-months) for the days their request class gets,
+    # or what the request asks (retention_days) up to the cap; a sweeper deletes them once expired
+    artifact_retention_days: int = Field(default=30, ge=1)  # requests without a class
+    artifact_classes: dict[RenderClassName, StorageClass] = Field(default_factory=default_storage_classes)
+    artifact_max_retention_days: int = Field(default=365, ge=1)  # longer asks get 400 retention_too_long
+    artifact_sweep_interval_s: float = Field(default=3600.0, ge=0)  # serve/worker sweep this often; 0 = off
+    artifact_lifecycle_grace_days: int = Field(default=1, ge=0)  # S3 rules expire this long after the sweeper
     result_cache_ttl_seconds: float = 86400.0  # exact-result cache entries live this long (24 h); 0 = off
     embedding_cache_ttl_seconds: float = 30 * 86400.0  # text-embedding cache entries live this long; 0 = off
     embedding_cache_max_entries: int = 1024  # text-embedding rows kept in memory (the files keep the rest)
@@ -147,6 +182,8 @@ class Settings(BaseSettings):
     max_side: int = 2048  # largest width/height accepted
     max_n: int = 8  # images per request
     max_prompt_tokens: int = 77  # CLIP context; longer prompts are refused unless truncation is asked
+    max_steps: int = Field(default=100, ge=1)  # largest per-request ``steps`` override
+    max_guidance_scale: float = Field(default=30.0, ge=0)  # largest per-request ``guidance_scale`` override
 
     max_batch_size: int = 4  # images per pipeline call
     max_wait_ms: int = 100  # how long the planner waits to fill a batch
@@ -219,7 +256,17 @@ class Settings(BaseSettings):
 
     @property
     def resolved_lora_dirs(self) -> list[Path]:
-        return [*self.lora_dirs, self.data_dir / "loras"]
+        return [*self.lora_dirs, self.resolved_models_dir / "loras", self.data_dir / "loras"]
+
+    @property
+    def resolved_models_dir(self) -> Path:
+        """The models root: ``checkpoints/`` (single-file models) and ``loras/``."""
+        return self.models_dir or self.data_dir / "models"
+
+    @property
+    def artifact_class_days(self) -> dict[str, int]:
+        """Retention days per request class (``artifact_classes``)."""
+        return {name: rule.retention_days for name, rule in self.artifact_classes.items()}
 
     @property
     def tiny_model_dir(self) -> Path:

@@ -1,11 +1,13 @@
-"""The front door: every render a door accepts is admitted here, in seven named steps.
+"""The front door: every render a door accepts is admitted here, in seven named steps (and step 0).
 
 ``Admission.admit(ticket)`` (blocking: SQL, LLM calls, embeddings; the API runs it in a worker thread,
 the CLI calls it directly):
 
+    0. apply styles         the style set's templates for the request's ``styles`` (``admission.styles``)
     1. charge limits        the rate limits of the ticket's key and tenant (``admission.ratelimit``)
     2. rewrite              the prompt, when asked, through the semantic cache (``admission.rewrite``)
-    3. route the preset     the tenant's policy for the request's class (``admission.routing``)
+    3. route the preset     the tenant's policy for the request's class (``admission.routing``), and
+                            the class's retention and format (``admission.lifecycle``)
     4. answer from cache    an exact repeat answered from stored files (``admission.exact_cache``),
                             billed by the ``Biller`` as a SUCCEEDED job or as a receipt-only hit
     5. estimate, reserve    the request's estimated cost against the budgets (``admission.budget``)
@@ -25,9 +27,11 @@ from dataclasses import dataclass, field, replace
 from rendercost.admission.budget import BudgetGuard
 from rendercost.admission.catalog import ModelCatalog
 from rendercost.admission.exact_cache import ExactCache
+from rendercost.admission.lifecycle import StoragePolicy
 from rendercost.admission.ratelimit import RateLimiter
 from rendercost.admission.rewrite import PromptRewriter, rewrite_step
 from rendercost.admission.routing import CLASS_TAG, RoutingStore, resolve_class, route
+from rendercost.admission.styles import style_step
 from rendercost.admission.ticket import HIT_PREFIX, Admitted, AnswerAs, CacheHit, Ticket
 from rendercost.domain.controls import CacheMode, CacheOutcome, CachePolicy
 from rendercost.domain.jobs import Job, new_job_id
@@ -75,11 +79,13 @@ class Admission:
     queue_limit: QueueLimit | None = None
     wake_workers: Callable[[], None] = _ignore  # a job was queued: in-process workers look now
     hooks: AdmissionHooks = field(default_factory=AdmissionHooks)
+    storage: StoragePolicy = field(default_factory=StoragePolicy)  # retention and format per class
 
     def admit(self, ticket: Ticket) -> Admitted:
         """Blocking. Admit ``ticket``'s request (the seven steps above) or raise the refusal."""
+        styled = self.apply_styles(ticket.request)
         headers = self.charge_limits(ticket)
-        request = self.rewrite(ticket, ticket.request)
+        request = self.rewrite(ticket, styled)
         request, tags = self.route_preset(ticket, request)
         answered, request = self.answer_from_cache(ticket, request, tags)
         if answered is not None:
@@ -88,6 +94,12 @@ class Admission:
         job = self.enqueue(ticket, request, tags, reservation)
         self.bill_rewrite(ticket.tenant, request, job, tags)
         return Admitted(request=request, job=job, tags=tags, rate_limit_headers=headers)
+
+    # 0 ------------------------------------------------------------------------------------------------
+    def apply_styles(self, request: RenderRequest) -> RenderRequest:
+        """The request with its styles' templates applied (before anything is charged: a styled prompt
+        too long for the model is refused with nothing spent)."""
+        return style_step(self.catalog, request)
 
     # 1 ------------------------------------------------------------------------------------------------
     def charge_limits(self, ticket: Ticket) -> Mapping[str, str]:
@@ -107,10 +119,12 @@ class Admission:
 
     # 3 ------------------------------------------------------------------------------------------------
     def route_preset(self, ticket: Ticket, request: RenderRequest) -> tuple[RenderRequest, dict[str, str]]:
-        """The request with the preset and priority the tenant's policy gives its class, and the job's
-        tags with that class (so its cost lines carry it); unchanged when no class is named."""
+        """The request with the preset and priority the tenant's policy gives its class, its retention
+        granted and its class's format (``StoragePolicy.apply``), and the job's tags with that class
+        (so its cost lines carry it); only the retention changes when no class is named."""
         tags = dict(ticket.tags)
         render_class = resolve_class(ticket.render_class, tags)
+        request = self.storage.apply(request, render_class)
         if self.routing is None or render_class is None:
             return request, tags
         rules = self.routing.get(ticket.tenant)

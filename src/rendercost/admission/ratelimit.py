@@ -185,7 +185,7 @@ class RateLimiter:
             candidate = (stats.remaining, limit.per_minute, stats.reset_time - time.time())
             if tightest is None or candidate[0] < tightest[0]:
                 tightest = candidate
-        assert tightest is not None  # items is not empty
+        assert tightest is not None  # noqa: S101  items is not empty
         remaining, per_minute, reset = tightest
         return Decision(headers=_headers(per_minute, remaining, reset))
 

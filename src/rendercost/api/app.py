@@ -21,12 +21,15 @@ from rendercost.admission.catalog import ModelCatalog
 from rendercost.admission.estimate import CostEstimator
 from rendercost.admission.exact_cache import ExactCache, Fingerprint
 from rendercost.admission.front_door import Admission, AdmissionHooks, QueueLimit
+from rendercost.admission.lifecycle import StoragePolicy
 from rendercost.admission.ratelimit import RateLimiter
 from rendercost.admission.rewrite import PromptRewriter
 from rendercost.admission.routing import RoutingStore
 from rendercost.api import result_cache as api_result_cache
 from rendercost.api import (
+    routes_admin_keys,
     routes_costs,
+    routes_events,
     routes_fooocus,
     routes_fooocus_query,
     routes_images,
@@ -34,15 +37,18 @@ from rendercost.api import (
     routes_models,
     routes_ops,
     routes_plan,
+    routes_styles,
     routes_webhooks,
 )
 from rendercost.api.deps import ApiServices, Governance, ReadinessCheck
+from rendercost.api.docs_offline import install_docs
 from rendercost.api.errors import install_error_handlers
 from rendercost.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from rendercost.api.views import webhook_payload
 from rendercost.api.webhook_outbox import WebhookOutbox
 from rendercost.api.webhooks import WebhookDispatcher
 from rendercost.artifacts.protocol import ArtifactStore
+from rendercost.artifacts.sweeper import ArtifactIndex
 from rendercost.auth.keys import KeyStore
 from rendercost.auth.signing import SigningSecrets
 from rendercost.caches.result_cache import ResultCache
@@ -108,6 +114,7 @@ def build_services(
         wake_workers=wake_workers,
         hooks=admission_hooks(metrics),
         rewriter=rewriter or PromptRewriter(Gateway([])),
+        storage=StoragePolicy.from_settings(settings),
     )
     return ApiServices(
         settings=settings,
@@ -123,6 +130,7 @@ def build_services(
         webhook_secret=resolve_webhook_secret(settings, engine),
         exact=exact,
         governance=governance,
+        artifact_index=ArtifactIndex(engine),
     )
 
 
@@ -209,6 +217,8 @@ def create_app(services: ApiServices, *, run_webhooks: bool = True) -> FastAPI:
         version="1",
         summary="Text-to-image with a receipt for every render (OpenAI-compatible images API).",
         lifespan=lifespan,
+        docs_url=None,  # /docs and /redoc come from install_docs, over vendored files (no CDN)
+        redoc_url=None,
     )
     app.state.services = services
     install_error_handlers(app)
@@ -216,6 +226,8 @@ def create_app(services: ApiServices, *, run_webhooks: bool = True) -> FastAPI:
     app.add_middleware(RequestContextMiddleware, metrics=services.metrics)
     app.include_router(routes_images.router)
     app.include_router(routes_jobs.router)
+    app.include_router(routes_events.router)
+    app.include_router(routes_admin_keys.router)
     app.include_router(routes_ops.router)
     app.include_router(routes_costs.router)
     app.include_router(api_result_cache.router)
@@ -224,4 +236,6 @@ def create_app(services: ApiServices, *, run_webhooks: bool = True) -> FastAPI:
     app.include_router(routes_fooocus.router)
     app.include_router(routes_fooocus_query.router)
     app.include_router(routes_models.router)
+    app.include_router(routes_styles.router)
+    install_docs(app, API_TITLE)
     return app

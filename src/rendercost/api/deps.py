@@ -27,6 +27,7 @@ from rendercost.api.events import JobEvents
 from rendercost.api.middleware import RATE_LIMIT_STATE, TENANT_STATE
 from rendercost.api.webhook_outbox import WebhookOutbox
 from rendercost.artifacts.protocol import ArtifactStore
+from rendercost.artifacts.sweeper import ArtifactIndex
 from rendercost.auth.keys import ApiKey, KeyStore
 from rendercost.errors import AuthenticationFailed
 from rendercost.governance.alerts import AlertNotifier
@@ -69,6 +70,7 @@ class ApiServices:
     webhook_secret: str = ""  # signs webhooks of keys without their own secret
     exact: ExactCache | None = None  # the exact-result cache (GET /v1/cached-images reads it)
     governance: Governance | None = None  # budgets, routing, reports, FOCUS export (None: off)
+    artifact_index: ArtifactIndex | None = None  # which images the sweeper deleted (410 on fetch)
 
 
 async def blocking(func: Callable[..., T], *args: Any) -> T:
@@ -78,7 +80,7 @@ async def blocking(func: Callable[..., T], *args: Any) -> T:
 
 def services(request: Request) -> ApiServices:
     found = request.app.state.services
-    assert isinstance(found, ApiServices)
+    assert isinstance(found, ApiServices)  # noqa: S101  create_app sets it before any request
     return found
 
 

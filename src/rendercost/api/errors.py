@@ -3,9 +3,11 @@
     {"error": {"code": ..., "message": ..., "param": ..., "type": ...}}
 
 ``RenderCostError`` subclasses carry their status (``http_status``) and body (``to_dict()``); retryable
-refusals (rate limit, queue full) add ``Retry-After``. FastAPI's validation errors become 400 naming the
-field; unknown routes and methods (404/405) and any other ``HTTPException`` keep their status in the
-same shape; anything unexpected is logged and answered 500 ``internal_error`` without details.
+refusals (rate limit, queue full) add ``Retry-After``. A database that cannot be reached or is too busy
+(SQLAlchemy's ``OperationalError``: refused, reset, restarting, locked) is 503 ``database_unavailable``
+with ``Retry-After``, logged as a warning without its traceback. FastAPI's validation errors become
+400 naming the field; unknown routes and methods (404/405) and any other ``HTTPException`` keep their
+status in the same shape; anything unexpected is logged and answered 500 ``internal_error`` without details.
 """
 
 from __future__ import annotations
@@ -18,11 +20,14 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from rendercost.errors import RenderCostError
+from rendercost.errors import DatabaseUnavailable, RenderCostError
 
 log = logging.getLogger(__name__)
+
+DATABASE_RETRY_AFTER_S = 1  # a restarting database is usually back within seconds
 
 _HTTP_CODES: dict[int, tuple[str, str]] = {
     400: ("invalid_request", "invalid_request_error"),
@@ -98,18 +103,23 @@ def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers above on ``app``."""
 
     async def on_rendercost(_request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, RenderCostError)
+        assert isinstance(exc, RenderCostError)  # noqa: S101  registered for this type only
         if exc.http_status >= 500:
             log.warning("request failed: %s", exc.message, extra={"fields": {"code": exc.code}})
         return error_response(exc)
 
     async def on_validation(_request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, RequestValidationError)
+        assert isinstance(exc, RequestValidationError)  # noqa: S101  registered for this type only
         return validation_error_response(exc)
 
     async def on_http(_request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, StarletteHTTPException)
+        assert isinstance(exc, StarletteHTTPException)  # noqa: S101  registered for this type only
         return http_error_response(exc)
+
+    async def on_database(_request: Request, exc: Exception) -> JSONResponse:
+        log.warning("database unavailable: %s", " ".join(str(exc).split())[:300])
+        message = "the database is unavailable or busy; retry shortly"
+        return error_response(DatabaseUnavailable(message, retry_after=DATABASE_RETRY_AFTER_S))
 
     async def on_unexpected(_request: Request, exc: Exception) -> JSONResponse:
         log.error("unhandled error", exc_info=exc)
@@ -119,4 +129,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RenderCostError, on_rendercost)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(OperationalError, on_database)
     app.add_exception_handler(Exception, on_unexpected)

@@ -133,7 +133,7 @@ async def _admit(request: Request, key: ApiKey, ask: FooocusAsk, webhook_url: st
     except QueueFull:
         return None
     job = admitted.job
-    assert job is not None  # this door answers a cache hit as a job
+    assert job is not None  # noqa: S101  this door answers a cache hit as a job
     if webhook_url is not None:
         base = str(request.base_url)
         await blocking(lambda: services(request).outbox.add(job.id, key.tenant, key.id, webhook_url, base))

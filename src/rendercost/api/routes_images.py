@@ -17,6 +17,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Request, Response
 
+from rendercost.admission.styles import check_style_names
 from rendercost.admission.ticket import AnswerAs, CacheHit
 from rendercost.api.controls import http_ticket
 from rendercost.api.deps import Authenticated, RateLimitedKey, admit, blocking, services
@@ -25,9 +26,11 @@ from rendercost.api.schemas import ImageData, ImageGenerationRequest, ImageMeta,
 from rendercost.api.translate import (
     build_request,
     check_n,
+    door_retention,
     openai_size,
     preset_for_quality,
     resolve_model,
+    resolve_overrides,
     resolve_preset,
 )
 from rendercost.api.views import (
@@ -75,11 +78,21 @@ def _to_request(request: Request, body: ImageGenerationRequest) -> RenderRequest
         seed=resolve_seed(body.seed, n),
         n=n,
         loras=(),
-        output_format=body.output_format or "png",
+        output_format=body.output_format,
         priority="interactive",
-        styles=(body.style,) if body.style else (),
+        styles=(*((body.style,) if body.style else ()), *_checked_styles(body.styles)),
         client=ClientInfo("openai", body.user or None, body.response_format or "url"),
+        retention=door_retention(
+            svc.settings, body.retention_days, format_asked=body.output_format is not None
+        ),
+        overrides=resolve_overrides(svc.settings, body.steps, body.guidance_scale, body.sampler),
     )
+
+
+def _checked_styles(names: list[str]) -> tuple[str, ...]:
+    """The ``styles`` extension's names, refused when unknown (OpenAI's own ``style`` is free text)."""
+    check_style_names(names)
+    return tuple(names)
 
 
 def _check_finished(job: Job) -> None:
@@ -112,7 +125,7 @@ async def create_images(request: Request, body: ImageGenerationRequest, key: Aut
         return await _hit_response(
             request, admitted.hit, admitted.request, b64=body.response_format == "b64_json"
         )
-    assert admitted.job is not None
+    assert admitted.job is not None  # noqa: S101  this door asks for cache answers as jobs
     job = await wait_for_job(
         svc,
         admitted.job.id,
@@ -168,7 +181,7 @@ def _wants_bytes(accept: str | None) -> bool:
 @router.get(
     "/v1/images/{image_id}",
     response_model=ImageMeta,
-    responses={200: {"content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}}}, 404: {}},
+    responses={200: {"content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}}}, 404: {}, 410: {}},
 )
 async def get_image(
     request: Request,
@@ -183,6 +196,8 @@ async def get_image(
     image = job.result.image(index) if job.result is not None else None
     if image is None:
         raise NotFound(f"no image {image_id!r}", param="image_id")
+    if svc.artifact_index is not None:  # an image whose retention ran out is 410, not 404
+        await blocking(svc.artifact_index.check_not_deleted, job.id, index)
     if _wants_bytes(accept):
         raw = await blocking(svc.artifacts.get, image.artifact_key)
         return Response(content=raw, media_type=image.media_type)

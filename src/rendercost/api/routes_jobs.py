@@ -14,6 +14,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
 
+from rendercost.admission.styles import check_style_names
 from rendercost.admission.ticket import AnswerAs
 from rendercost.api.controls import http_ticket
 from rendercost.api.deps import Authenticated, RateLimitedKey, admit, blocking, services
@@ -22,8 +23,10 @@ from rendercost.api.schemas import JobList, JobOut, JobRequest
 from rendercost.api.translate import (
     build_request,
     check_n,
+    door_retention,
     resolve_loras,
     resolve_model,
+    resolve_overrides,
     resolve_preset,
     resolve_size,
 )
@@ -46,6 +49,7 @@ def _to_request(request: Request, body: JobRequest) -> RenderRequest:
     svc.catalog.check_prompt(model, body.prompt, param="prompt")
     if body.negative_prompt:
         svc.catalog.check_prompt(model, body.negative_prompt, param="negative_prompt")
+    check_style_names(body.styles)
     return build_request(
         prompt=body.prompt,
         negative_prompt=body.negative_prompt,
@@ -59,6 +63,10 @@ def _to_request(request: Request, body: JobRequest) -> RenderRequest:
         priority=body.priority,
         styles=tuple(body.styles),
         client=ClientInfo("jobs", body.user or None),
+        retention=door_retention(
+            svc.settings, body.retention_days, format_asked=body.output_format is not None
+        ),
+        overrides=resolve_overrides(svc.settings, body.steps, body.guidance_scale, body.sampler),
     )
 
 
@@ -113,7 +121,7 @@ async def submit_job(
     )
     admitted = await admit(request, ticket)
     job = admitted.job
-    assert job is not None  # the jobs API answers a cache hit as a job
+    assert job is not None  # noqa: S101  the jobs API answers a cache hit as a job
     if _comparable(job.request, seed_given) != _comparable(admitted.request, seed_given):
         raise Conflict("this Idempotency-Key was used for a different request", code="idempotency_conflict")
     if body.webhook_url:

@@ -39,12 +39,19 @@ class ImageGenerationRequest(BaseModel):
     size: str | None = None  # "WxH" or "auto"; OpenAI sizes map to SDXL sizes
     quality: Quality | None = None  # maps to a preset
     response_format: Literal["url", "b64_json"] | None = None  # default url
-    output_format: ImageFormat | None = None  # default png
+    output_format: ImageFormat | None = None  # default: the render class's format, else png
     style: str | None = Field(default=None, max_length=200)  # a style name (free text accepted)
     user: str | None = Field(default=None, max_length=200)  # end-user id, kept on the job
     preset: str | None = None  # rendercost: overrides quality
     seed: int | None = Field(default=None, ge=0, le=MAX_SEED)  # rendercost: first image's seed
     rewrite: bool | None = None  # rendercost: rewrite the prompt (LLM chain, builtin fallback) first
+    retention_days: int | None = None  # rendercost: keep the images this long (default: the class's)
+    styles: list[str] = Field(
+        default_factory=list, max_length=16
+    )  # rendercost: style set names (GET /v1/styles)
+    steps: int | None = None  # rendercost: denoising steps (1..settings.max_steps); default: the preset's
+    guidance_scale: float | None = None  # rendercost: CFG (0..settings.max_guidance_scale)
+    sampler: str | None = None  # rendercost: dpmpp_2m_sde_karras, dpmpp_2m, euler_a, euler, ddim, lcm
 
 
 class ImageData(BaseModel):
@@ -108,16 +115,20 @@ class JobRequest(_Strict):
     negative_prompt: str = Field(default="", max_length=MAX_PROMPT_CHARS)
     model: str | None = None  # configured model name; default: settings.default_model
     preset: str | None = None  # quality, speed, extreme-speed, lightning, hyper-sd; default speed
-    styles: list[str] = Field(default_factory=list, max_length=16)
+    styles: list[str] = Field(default_factory=list, max_length=16)  # style set names (GET /v1/styles)
     seed: int | None = Field(default=None, ge=-1, le=MAX_SEED)  # None or -1: random
+    steps: int | None = None  # denoising steps (1..settings.max_steps); default: the preset's
+    guidance_scale: float | None = None  # CFG scale (0..settings.max_guidance_scale); default: the preset's
+    sampler: str | None = None  # dpmpp_2m_sde_karras, dpmpp_2m, euler_a, euler, ddim, lcm
     rewrite: bool | None = None  # rewrite the prompt first (LLM chain, builtin fallback): admission.rewrite
     n: int = Field(default=1, ge=1)  # 1..settings.max_n
     size: str | None = None  # "WxH" or "auto"
     loras: list[LoraIn] = Field(default_factory=list, max_length=8)
     priority: Literal["interactive", "batch"] = "interactive"
     webhook_url: str | None = Field(default=None, max_length=2000)  # POSTed when the job finishes
-    output_format: ImageFormat = "png"
+    output_format: ImageFormat | None = None  # default: the render class's format, else png
     user: str | None = Field(default=None, max_length=200)
+    retention_days: int | None = None  # keep the images this long (default: the class's); priced for it
 
     _url = field_validator("webhook_url")(_check_http_url)
 

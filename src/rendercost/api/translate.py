@@ -11,16 +11,19 @@ shared ``domain.specs`` rules.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from rendercost.admission.catalog import ModelCatalog
-from rendercost.domain.controls import ClientInfo
-from rendercost.domain.presets import DEFAULT_PRESET, get_preset
+from rendercost.admission.lifecycle import check_retention
+from rendercost.domain.controls import ClientInfo, Retention
+from rendercost.domain.presets import DEFAULT_PRESET, Sampler, get_preset, parse_sampler
 from rendercost.domain.specs import (
     LoraRef,
     OutputFormat,
     Priority,
     RenderRequest,
     RenderSpec,
+    check_overrides,
     check_size,
     parse_size,
 )
@@ -92,7 +95,7 @@ def resolve_size(settings: Settings, size: str | None) -> tuple[int, int]:
     """``(width, height)`` for ``"WxH"`` exactly as asked, ``"auto"`` or None (``settings.default_size``);
     ``InvalidRequest`` naming ``size`` when it is malformed or out of range."""
     text = settings.default_size if size in (None, "auto") else size
-    assert text is not None
+    assert text is not None  # noqa: S101  default_size is always set
     width, height = parse_size(text)
     check_size(width, height, min_side=settings.min_side, max_side=settings.max_side)
     return width, height
@@ -116,6 +119,33 @@ def resolve_loras(catalog: ModelCatalog, model: str, loras: list[tuple[str, floa
     return tuple(refs)
 
 
+def door_retention(settings: Settings, asked_days: int | None, *, format_asked: bool) -> Retention:
+    """The client's retention ask (checked against ``artifact_max_retention_days``: 400
+    ``retention_too_long`` before anything is charged) and whether it left the format to its class."""
+    check_retention(asked_days, settings.artifact_max_retention_days)
+    return Retention(asked_days=asked_days, format_open=not format_asked)
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """A request's checked overrides of its preset (None: the preset's value)."""
+
+    steps: int | None = None
+    guidance_scale: float | None = None
+    sampler: Sampler | None = None
+
+
+def resolve_overrides(
+    settings: Settings, steps: int | None, guidance_scale: float | None, sampler: str | None
+) -> Overrides:
+    """``steps``, ``guidance_scale`` and ``sampler`` checked against the settings' limits and the sampler
+    list; ``InvalidRequest`` naming the field."""
+    check_overrides(
+        steps, guidance_scale, max_steps=settings.max_steps, max_guidance_scale=settings.max_guidance_scale
+    )
+    return Overrides(steps, guidance_scale, parse_sampler(sampler) if sampler is not None else None)
+
+
 def build_request(
     *,
     prompt: str,
@@ -126,11 +156,15 @@ def build_request(
     seed: int,
     n: int,
     loras: tuple[LoraRef, ...],
-    output_format: str,
+    output_format: str | None,
     priority: str,
     styles: tuple[str, ...],
     client: ClientInfo,
+    retention: Retention | None = None,
+    overrides: Overrides = Overrides(),
 ) -> RenderRequest:
+    """The request a door parsed; ``output_format`` None renders PNG unless the request's class has a
+    format (``retention.format_open``, see ``admission.lifecycle``)."""
     width, height = size
     spec = RenderSpec(
         prompt=prompt,
@@ -141,6 +175,16 @@ def build_request(
         height=height,
         seed=seed,
         loras=loras,
-        output_format=OutputFormat.parse(output_format, param="output_format"),
+        output_format=OutputFormat.parse(output_format or "png", param="output_format"),
+        steps=overrides.steps,
+        guidance_scale=overrides.guidance_scale,
+        sampler=overrides.sampler,
     )
-    return RenderRequest(spec=spec, n=n, priority=Priority(priority), styles=styles, client=client)
+    return RenderRequest(
+        spec=spec,
+        n=n,
+        priority=Priority(priority),
+        styles=styles,
+        client=client,
+        retention=retention or Retention(),
+    )

@@ -114,6 +114,21 @@ class S3ArtifactStore:
         """Remove the object; deleting an absent key is not an error (S3's own rule)."""
         self._client.delete_object(Bucket=self.location.bucket, Key=self._checked(key))
 
+    @property
+    def client(self) -> Any:
+        """The boto3 S3 client (bucket-level calls: ``artifacts.s3_lifecycle``)."""
+        return self._client
+
+    def set_tag(self, key: str, name: str, value: str) -> None:
+        """Make ``{name: value}`` the object's tag set (the lifecycle rules match it)."""
+        tag_set = {"TagSet": [{"Key": name, "Value": value}]}
+        self._client.put_object_tagging(Bucket=self.location.bucket, Key=self._checked(key), Tagging=tag_set)
+
+    def tags(self, key: str) -> dict[str, str]:
+        """The object's tags."""
+        reply = self._client.get_object_tagging(Bucket=self.location.bucket, Key=self._checked(key))
+        return {str(tag["Key"]): str(tag["Value"]) for tag in reply.get("TagSet", [])}
+
     def local_path(self, key: str) -> str | None:
         """Always None: read the bytes with ``get``."""
         return None

@@ -26,7 +26,7 @@ from sqlalchemy import Engine, select
 from rendercost.auth.tables import DEPLOYMENT_SCOPE, signing_secrets
 from rendercost.db.upsert import insert_ignoring_conflicts
 
-SECRET_PREFIX = "whsec_"
+SECRET_PREFIX = "whsec_"  # noqa: S105  a public prefix, not a secret
 SECRET_BYTES = 32
 TOLERANCE_S = 300  # how far a webhook-timestamp may be from the receiver's clock (the spec's 5 minutes)
 

@@ -246,7 +246,7 @@ def keda_values(sim: Simulation, needed: WorkersNeeded | None) -> dict[str, Any]
 def workers_needed(inputs: PlanInputs, sim: Simulation) -> WorkersNeeded:
     """Erlang-C's guess for the scenario's goal, then replays up or down until the fewest that meet it."""
     goal = sim.scenario.latency_goal_s
-    assert goal is not None  # only called for scenarios with a goal
+    assert goal is not None  # noqa: S101  only called for scenarios with a goal
     rendered = [a for a, hit in zip(inputs.workload.arrivals, sim.cache.hits, strict=True) if not hit]
     span = inputs.workload.span_s
     service = sim.replay.busy_s / max(len(rendered), 1)

@@ -124,7 +124,7 @@ class _Loop:
         self.next_worker = 0
         self.sessions: list[Session] = []
         self.timer_at = math.inf
-        self.rng = random.Random(fleet.seed)
+        self.rng = random.Random(fleet.seed)  # noqa: S311  seeded simulation, not security
         self.now = 0.0
 
     def run(self) -> ReplayResult:
@@ -276,7 +276,7 @@ class _Loop:
             rank = (0 if aged else 1, arrived)
             if rank < best_rank:
                 best, best_rank = key, rank
-        assert best is not None  # queued_jobs > 0
+        assert best is not None  # noqa: S101  queued_jobs > 0
         return best
 
     def _ready_to_run(self, key: tuple[int, bool], more_coming: bool) -> bool:

@@ -95,7 +95,7 @@ def load_jsonl(path: Path, *, span_s: float | None = None) -> Workload:
 
 def _offset(at: float | datetime, origin: datetime | None) -> float:
     if isinstance(at, datetime):
-        assert origin is not None  # set whenever one arrival is a datetime
+        assert origin is not None  # noqa: S101  set whenever one arrival is a datetime
         return (at - origin).total_seconds()
     return at
 

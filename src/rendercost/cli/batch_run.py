@@ -56,7 +56,7 @@ def enqueue_lines(admission: Admission, lines: Sequence[BatchLine]) -> dict[int,
             key = line.idempotency_key if attempt == 1 else f"{line.idempotency_key}-r{attempt}"
             ticket = Ticket(TENANT, line.request, cache=line.request.cache.mode, idempotency_key=key)
             answered = admission.admit(ticket).job
-            assert answered is not None  # the CLI asks for cache answers as jobs
+            assert answered is not None  # noqa: S101  the CLI asks for cache answers as jobs
             job = answered
             if job.state not in (JobState.FAILED, JobState.CANCELLED):
                 break

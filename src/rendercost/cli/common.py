@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
+import click
 import typer
 from pydantic import ValidationError
 
@@ -25,6 +26,41 @@ class CliState:
 
     config: Path | None = None
     data_dir: Path | None = None
+
+
+@dataclass(frozen=True)
+class Choices:
+    """An enumerated option's valid names, for ``typer.Option(**choices.option(help))``: ``--help`` shows
+    them (as the option's metavar), shell completion offers them, and any other value ends the
+    command before it does anything, with one line on stderr and exit 2 (click's own Choice error spans
+    several lines). The value reaches the command as its canonical name (lower case, aliases resolved)."""
+
+    what: str  # what a name names, for the error line: "preset", "format"
+    names: tuple[str, ...]
+    aliases: Mapping[str, str] = field(default_factory=dict)  # another spelling -> its name
+
+    def option(self, help_text: str) -> dict[str, Any]:
+        """``typer.Option`` keyword arguments: metavar, completion, the check, the help text."""
+        return {
+            "metavar": "[" + "|".join(self.names) + "]",
+            "shell_complete": self.complete,
+            "callback": self.check,
+            "help": help_text,
+        }
+
+    def complete(self, _ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[str]:
+        """The names that start with what has been typed."""
+        return [name for name in self.names if name.startswith(incomplete.lower())]
+
+    def check(self, value: str | None) -> str | None:
+        """``value``'s canonical name (None stays None); ``fail`` naming the valid ones otherwise."""
+        if value is None:
+            return None
+        text = value.strip().lower()
+        text = self.aliases.get(text, text)
+        if text not in self.names:
+            fail(f"unknown {self.what} {value!r}; choose one of: {', '.join(self.names)}")
+        return text
 
 
 def flag_values(ctx: typer.Context, **overrides: Any) -> dict[str, Any]:

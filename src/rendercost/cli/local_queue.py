@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from rendercost.admission.catalog import ModelCatalog
 from rendercost.admission.exact_cache import ExactCache, Fingerprint, SettledHook, storing_hook
 from rendercost.admission.front_door import Admission
+from rendercost.admission.lifecycle import StoragePolicy
 from rendercost.artifacts.factory import open_artifact_store
 from rendercost.artifacts.protocol import ArtifactStore
 from rendercost.caches.result_cache import ResultCache
@@ -76,5 +77,6 @@ def local_queue(settings: Settings, catalog: ModelCatalog, fingerprint: Fingerpr
         cache = ResultCache(store.engine, settings.result_cache_ttl_seconds)
         exact = ExactCache(cache, artifacts, fingerprint)
         biller = Biller(store)
-        admission = Admission(store=store, biller=biller, catalog=catalog, exact=exact)
+        storage = StoragePolicy.from_settings(settings)
+        admission = Admission(store=store, biller=biller, catalog=catalog, exact=exact, storage=storage)
         yield LocalQueue(settings, store, artifacts, exact, biller, admission)

@@ -34,18 +34,21 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from rendercost.cli.common import cli_errors, load_settings
-from rendercost.domain.controls import CacheMode, CacheOutcome, CachePolicy, RewriteRecord
+from rendercost.admission.lifecycle import check_retention
+from rendercost.admission.styles import check_style_names
+from rendercost.cli.common import Choices, cli_errors, load_settings
+from rendercost.domain.controls import CacheMode, CacheOutcome, CachePolicy, Retention, RewriteRecord
 from rendercost.domain.costs import Receipt
 from rendercost.domain.jobs import Job, JobState
 from rendercost.domain.money import ZERO, quantize
-from rendercost.domain.presets import DEFAULT_PRESET, get_preset
+from rendercost.domain.presets import DEFAULT_PRESET, PRESETS, REQUEST_SAMPLERS, get_preset, parse_sampler
 from rendercost.domain.specs import (
     RANDOM_SEED,
     OutputFormat,
     Priority,
     RenderRequest,
     RenderSpec,
+    check_overrides,
     check_seed,
     check_size,
     parse_size,
@@ -64,6 +67,9 @@ if TYPE_CHECKING:
 STORAGE_BACKEND = "local"  # the CLI writes to this machine's disk
 _UNIT_SHORT = {DEVICE_HOUR: "h", GB_MONTH: "GB-mo"}
 _CACHE_STATUS = {CacheOutcome.HIT: "hit", CacheOutcome.MISS: "miss"}  # anything else: "bypass"
+PRESET_CHOICES = Choices("preset", tuple(PRESETS))
+FORMAT_CHOICES = Choices("format", tuple(format_.value for format_ in OutputFormat), {"jpg": "jpeg"})
+SAMPLER_CHOICES = Choices("sampler", tuple(sampler.value for sampler in REQUEST_SAMPLERS))
 
 
 @dataclass(frozen=True)
@@ -86,27 +92,50 @@ def render(
     prompt: Annotated[str, typer.Argument(help="What to render.")],
     negative: Annotated[str, typer.Option("--negative", help="Negative prompt (CFG presets only).")] = "",
     preset: Annotated[
-        str, typer.Option(help="quality, speed, extreme-speed, lightning, hyper-sd.")
+        str, typer.Option(**PRESET_CHOICES.option("Steps, guidance and sampler."))
     ] = DEFAULT_PRESET,
     size: Annotated[str | None, typer.Option(help="WIDTHxHEIGHT, multiples of 8.")] = None,
     n: Annotated[int, typer.Option("--n", help="Images; seeds SEED .. SEED+N-1.")] = 1,
     seed: Annotated[int, typer.Option(help="First seed; -1 picks one at random.")] = 0,
     model: Annotated[str | None, typer.Option(help="Configured model name or a diffusers folder.")] = None,
     out: Annotated[Path | None, typer.Option(help="Output file (N>1: STEM-I.SUFFIX).")] = None,
-    fmt: Annotated[str | None, typer.Option("--format", help="png, webp or jpeg (default: --out's).")] = None,
+    fmt: Annotated[
+        str | None, typer.Option("--format", **FORMAT_CHOICES.option("File format (default: --out's)."))
+    ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
     truncate: Annotated[bool, typer.Option(help="Cut over-long prompts to the model's limit.")] = False,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the cache.")] = False,
     rewrite: Annotated[
         bool, typer.Option("--rewrite", help="Rewrite PROMPT into a detailed one first (LLM or builtin).")
     ] = False,
+    retention_days: Annotated[
+        int | None,
+        typer.Option("--retention-days", help="Keep the stored images this long (priced for it)."),
+    ] = None,
+    steps: Annotated[int | None, typer.Option(help="Denoising steps (default: the preset's).")] = None,
+    guidance_scale: Annotated[
+        float | None, typer.Option("--guidance-scale", help="CFG scale (default: the preset's).")
+    ] = None,
+    sampler: Annotated[
+        str | None, typer.Option(**SAMPLER_CHOICES.option("Sampler (default: the preset's)."))
+    ] = None,
+    style: Annotated[
+        list[str] | None, typer.Option("--style", help="A style set name; repeat for more (in order).")
+    ] = None,
 ) -> None:
     """Render PROMPT on this machine and print what each image cost, stage by stage."""
     settings = load_settings(ctx)
     with cli_errors():
+        check_retention(retention_days, settings.artifact_max_retention_days, param="--retention-days")
         settings = _with_model_path(settings, model)
         output_format = _output_format(fmt, out)
         width, height = parse_size(size or settings.default_size)
+        check_overrides(
+            steps,
+            guidance_scale,
+            max_steps=settings.max_steps,
+            max_guidance_scale=settings.max_guidance_scale,
+        )
         spec = RenderSpec(
             prompt=prompt,
             negative_prompt=negative,
@@ -116,7 +145,12 @@ def render(
             height=height,
             seed=seed,
             output_format=output_format,
+            steps=steps,
+            guidance_scale=guidance_scale,
+            sampler=parse_sampler(sampler) if sampler is not None else None,
         )
+        styles = tuple(style or ())
+        check_style_names(styles, param="style")
         _check_request(spec, n, settings)
         _check_out(out, n)
         catalog = PriceCatalog.load(settings.catalog_path)
@@ -141,6 +175,8 @@ def render(
             priority=Priority.INTERACTIVE,
             cache=CachePolicy(mode),
             rewrite=rewritten.record if rewritten is not None else None,
+            retention=Retention(asked_days=retention_days),
+            styles=styles,
         )
         paths = _output_paths(_default_out(spec, out), n)
         outcomes = _admit_and_render(settings, registry, request, paths)
@@ -151,10 +187,12 @@ def render(
 
 
 def _with_model_path(settings: Settings, model: str | None) -> Settings:
-    """Settings that also know ``model`` when it is a diffusers folder rather than a configured name."""
+    """Settings that also know ``model`` when it is a diffusers folder or a single-file ``.safetensors``
+    checkpoint rather than a configured name."""
     if model is None or model in settings.models or model == settings.default_model:
         return settings
-    if not Path(model).expanduser().is_dir():
+    path = Path(model).expanduser()
+    if not (path.is_dir() or (path.is_file() and path.suffix == ".safetensors")):
         return settings  # an unknown name: the registry names the configured ones
     models = {**settings.models, model: ModelConfig(source=str(Path(model).expanduser()))}
     return settings.model_copy(update={"models": models})
@@ -188,7 +226,7 @@ def _check_with_model(registry: ModelRegistry, spec: RenderSpec, truncate: bool)
     registry.check_preset(spec.model, spec.preset)
     prompt = registry.check_prompt(spec.model, spec.prompt, truncate)
     negative = spec.negative_prompt
-    if negative and get_preset(spec.preset).uses_cfg:
+    if negative and spec.run_preset().uses_cfg:
         negative = registry.check_prompt(spec.model, negative, truncate, param="negative_prompt")
     return replace(spec, prompt=prompt, negative_prompt=negative)
 
@@ -236,7 +274,7 @@ def _admit_and_render(
     with local_queue(settings, catalog, registry.fingerprint) as local:
         admitted = local.admission.admit(Ticket(CLI_TENANT, request, cache=request.cache.mode))
         job = admitted.job
-        assert job is not None  # the CLI asks for cache answers as jobs
+        assert job is not None  # noqa: S101  the CLI asks for cache answers as jobs
         if job.state is not JobState.SUCCEEDED:
             local.worker(build_runner(settings, registry), worker_id=default_worker_id()).run_burst()
             job = local.store.get(job.id)
@@ -251,7 +289,7 @@ def _finished(job: Job) -> Job:
 
 def _copy_out(local: LocalQueue, job: Job, paths: Sequence[Path]) -> list[_Outcome]:
     """The job's stored files (receipts inside) written to ``paths``, with their receipts."""
-    assert job.result is not None
+    assert job.result is not None  # noqa: S101  only called with a finished job
     status = _CACHE_STATUS.get(job.request.cache.outcome, "bypass")
     outcomes = []
     for spec, path, image in zip(job.request.image_specs(), paths, job.result.images, strict=True):

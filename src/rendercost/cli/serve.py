@@ -1,9 +1,9 @@
 """`rendercost serve`: the HTTP API and N in-process worker threads over one database.
 
 ``embedded_server(settings, workers=N)`` assembles everything (database + migrations, job store,
-artifacts, metrics, the FastAPI app, worker threads) and is what tests start too. Worker threads run
-``Worker.run_forever``; the model runs in them, never on the event loop. On a fresh install (no API
-keys) an admin key is made, printed, and written to ``data_dir/admin-key`` (mode 0600).
+artifacts and their sweeper, metrics, the FastAPI app, worker threads) and is what tests start too.
+Worker threads run ``Worker.run_forever``; the model runs in them, never on the event loop. On a fresh
+install (no API keys) an admin key is made, printed, and written to ``data_dir/admin-key`` (mode 0600).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
     from rendercost.admission.catalog import ModelCatalog
     from rendercost.api.deps import ApiServices, ReadinessCheck
+    from rendercost.artifacts.maintenance import MaintenanceThread
     from rendercost.auth.keys import CreatedKey
     from rendercost.domain.jobs import Job
     from rendercost.domain.runner import Runner
@@ -83,6 +84,7 @@ class EmbeddedServer:
     workers: list[Worker] = field(default_factory=list)
     stop: WorkerSignal = field(default_factory=WorkerSignal)
     threads: list[threading.Thread] = field(default_factory=list)
+    maintenance: MaintenanceThread | None = None  # sweeps expired artifacts every interval
 
     def start_workers(self) -> None:
         for worker in self.workers:
@@ -141,6 +143,7 @@ def embedded_server(
     from rendercost.admission.rewrite import PromptRewriter
     from rendercost.api.app import build_services, create_app
     from rendercost.artifacts.factory import open_artifact_store
+    from rendercost.artifacts.maintenance import MaintenanceThread, build_maintenance
     from rendercost.db.engine import create_db_engine
     from rendercost.db.migrate import migrate
     from rendercost.execution.models.catalog import RegistryCatalog
@@ -198,17 +201,22 @@ def embedded_server(
             stop=stop,
         )
         if workers > 0:
-            assert runner is not None  # set above whenever workers > 0
+            assert runner is not None  # noqa: S101  set above whenever workers > 0
             device_id = f"{default_worker_id()}-device"
             metered = stack.enter_context(idle_metered(settings, engine, runner, worker_id=device_id))
             shared = LockedRunner(MeteredRunner(metered, metrics))
             hook = _settled_hook(services)
             build = partial(build_worker, settings, store, shared, artifacts=artifacts, on_settled=hook)
             server.workers = [build(worker_id=default_worker_id()) for _ in range(workers)]
+        server.maintenance = MaintenanceThread(
+            build_maintenance(settings, engine, artifacts), settings.artifact_sweep_interval_s
+        )
         server.start_workers()
+        server.maintenance.start()
         try:
             yield server
         finally:
+            server.maintenance.stop()
             server.stop_workers()
     finally:
         stack.close()

@@ -11,7 +11,8 @@ already started have ``worker_drain_seconds`` to finish, after which a batch sti
 short, the rest is released, and the device time spent on it is booked as ``interrupted`` ledger
 lines. Then the process prints its summary and exits 0. ``--burst`` renders until the queue is empty
 and exits. ``--metrics-bind HOST:PORT`` (setting ``worker_metrics_bind``) serves ``/metrics`` and
-``/healthz`` (200 while the loop turns and the database answers, 503 while draining).
+``/healthz`` (200 while the loop turns and the database answers, 503 while draining). A long-running
+worker also sweeps expired artifacts every ``artifact_sweep_interval_s``.
 """
 
 from __future__ import annotations
@@ -144,6 +145,7 @@ def _run_worker(
     # The execution package (torch, diffusers) and the stores: imported only when this command runs.
     from rendercost.admission.exact_cache import ExactCache, storing_hook
     from rendercost.artifacts.factory import open_artifact_store
+    from rendercost.artifacts.maintenance import MaintenanceThread, build_maintenance
     from rendercost.caches.result_cache import ResultCache
     from rendercost.execution.models.registry import ModelRegistry
     from rendercost.execution.worker.health import WorkerHealth
@@ -186,9 +188,13 @@ def _run_worker(
             if settings.worker_metrics_bind is not None:
                 check = _health_check(health, store.engine)
                 ops = OpsServer(settings.worker_metrics_bind, metrics.registry, check).start()
+            interval = 0.0 if burst else settings.artifact_sweep_interval_s
+            upkeep = MaintenanceThread(build_maintenance(settings, store.engine, artifacts), interval)
+            upkeep.start()
             try:
                 stats = the_worker.run_burst(stop) if burst else the_worker.run_forever(stop)
             finally:
+                upkeep.stop()
                 if ops is not None:
                     ops.close()
     return {

@@ -142,3 +142,33 @@ class RewriteRecord:
             line=CostLine.from_dict(line) if isinstance(line, dict) else None,
             dropped=None if dropped is None else str(dropped),
         )
+
+
+DEFAULT_RETENTION_DAYS = 30  # what a request admitted before storage lifecycles existed is kept for
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How long a request's images are kept (and priced for): what the client asked, what admission
+    granted, and whether the door left the output format to the request's class."""
+
+    asked_days: int | None = None  # the client's ``retention_days``; None: its class's default
+    days: int | None = None  # granted at admission (the ask, else the class's default); None: not yet
+    format_open: bool = False  # True: no format was asked, so the class's format may apply
+
+    @property
+    def granted_days(self) -> int:
+        """The days granted; ``DEFAULT_RETENTION_DAYS`` for a request admitted before lifecycles."""
+        return self.days if self.days is not None else DEFAULT_RETENTION_DAYS
+
+    def to_dict(self) -> dict[str, int | bool | None]:
+        return {"asked_days": self.asked_days, "days": self.days, "format_open": self.format_open}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Retention:
+        asked, days = data.get("asked_days"), data.get("days")
+        return cls(
+            asked_days=None if asked is None else int(asked),
+            days=None if days is None else int(days),
+            format_open=bool(data.get("format_open", False)),
+        )

@@ -39,7 +39,7 @@ class KeyRing:
             _Key(name, env[name], float(weight)) for name, weight in weighted_env.items() if env.get(name)
         ]
         self._clock = clock
-        self._rng = rng or random.Random()
+        self._rng = rng or random.Random()  # noqa: S311  spreads load over keys, not security
         self._lock = threading.Lock()
 
     def pick(self) -> tuple[str, str] | None:

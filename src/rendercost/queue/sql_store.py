@@ -310,12 +310,16 @@ class SqlJobStore:
     @staticmethod
     def insert_artifacts(conn: Connection, job: Job, refs: Sequence[tuple[ArtifactRef, int]]) -> None:
         """Record ``(artifact, image_index)`` rows of ``job`` in ``conn``'s transaction; a row already
-        there for (job, image index) stays. ``ValueError`` for an index outside the job's images."""
+        there for (job, image index) stays. Each row expires the request's granted retention
+        (``RenderRequest.retention.granted_days``) after it is written, the days its storage line
+        priced. ``ValueError`` for an index outside the job's images."""
         bad = [index for _ref, index in refs if not 0 <= index < job.request.n]
         if bad:
             raise ValueError(f"artifact image indexes {bad} outside 0..{job.request.n - 1} for job {job.id}")
         if not refs:
             return
+        created = job.finished_at or job.created_at
+        days = job.request.retention.granted_days  # what the storage lines priced
         rows = [
             {
                 "key": ref.key,
@@ -325,7 +329,9 @@ class SqlJobStore:
                 "job_id": job.id,
                 "image_index": index,
                 "tenant": job.tenant,
-                "created_at": job.finished_at or job.created_at,
+                "created_at": created,
+                "retention_days": days,
+                "expires_at": created + timedelta(days=days),
             }
             for ref, index in refs
         ]

@@ -254,7 +254,7 @@ def _serve_dispatcher(db_url: str, name: str, stop: threading.Event, sent: list[
     async def main() -> None:
         done = asyncio.Event()
         task = asyncio.create_task(dispatcher.run(done))
-        while not stop.is_set():
+        while not stop.is_set():  # noqa: ASYNC110  a threading.Event cannot be awaited
             await asyncio.sleep(0.01)
         done.set()
         await task

@@ -11,8 +11,6 @@ from rendercost.ledger.catalog import PriceCatalog
 from rendercost.ledger.pricing import price_batch, price_storage
 from rendercost.settings import Settings
 
-DEFAULT_RETENTION_DAYS = 30  # storage is priced for this long unless told otherwise
-
 
 @dataclass(frozen=True)
 class WorkerPricing:
@@ -23,7 +21,6 @@ class WorkerPricing:
     pricing_model: PricingModel  # how that device is bought
     region: str  # catalog region
     storage_backend: str = "local"  # catalog storage backend the artifacts go to
-    retention_days: int = DEFAULT_RETENTION_DAYS  # how long stored images are priced for
 
     @classmethod
     def from_settings(cls, settings: Settings, *, storage_backend: str = "local") -> WorkerPricing:
@@ -35,7 +32,6 @@ class WorkerPricing:
             pricing_model=PricingModel(settings.pricing_model),
             region=settings.region,
             storage_backend=storage_backend,
-            retention_days=settings.artifact_retention_days,
         )
         pricing.check()
         return pricing
@@ -58,8 +54,9 @@ class WorkerPricing:
             avoided_seconds=result.avoided_seconds,
         )
 
-    def storage_line(self, item: BatchItem, size_bytes: int) -> CostLine:
-        """The storage line of one stored image of ``size_bytes``."""
+    def storage_line(self, item: BatchItem, size_bytes: int, retention_days: int) -> CostLine:
+        """The storage line of one stored image of ``size_bytes``, kept the ``retention_days`` its
+        request was granted at admission (``RenderRequest.retention.granted_days``)."""
         return price_storage(
             item.job_id,
             item.image_index,
@@ -67,5 +64,5 @@ class WorkerPricing:
             catalog=self.catalog,
             backend=self.storage_backend,
             region=self.region,
-            retention_days=self.retention_days,
+            retention_days=retention_days,
         )
