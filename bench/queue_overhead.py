@@ -186,14 +186,14 @@ def throwaway_postgres() -> Iterator[str | None]:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     data = pgdir / "pg"
-    subprocess.run(  # noqa: S603, RUF100  (the installed PostgreSQL's own tools, no shell)
+    subprocess.run(
         [*as_pg, str(pg_bin / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"],
         check=True,
         capture_output=True,
     )
     options = f"-p {port} -k {pgdir} -c listen_addresses=127.0.0.1 -c fsync=off"
     pg_ctl = [*as_pg, str(pg_bin / "pg_ctl"), "-D", str(data)]
-    subprocess.run(  # noqa: S603, RUF100  (as above)
+    subprocess.run(
         [*pg_ctl, "-o", options, "-l", str(pgdir / "log"), "-w", "start"], check=True, capture_output=True
     )
     try:
@@ -207,7 +207,7 @@ def throwaway_postgres() -> Iterator[str | None]:
         admin.dispose()
         yield f"postgresql://postgres@127.0.0.1:{port}/bench"
     finally:
-        subprocess.run([*pg_ctl, "-m", "fast", "-w", "stop"], capture_output=True)  # noqa: S603, RUF100
+        subprocess.run([*pg_ctl, "-m", "fast", "-w", "stop"], capture_output=True)
         shutil.rmtree(pgdir, ignore_errors=True)
 
 

@@ -130,7 +130,7 @@ class Supervisor:
 
     def _start(self, child: _Child, now: float) -> None:
         argv = self.command(child.index, child.device)
-        child.process = subprocess.Popen(argv)  # noqa: S603, RUF100  (our interpreter and CLI, no shell)
+        child.process = subprocess.Popen(argv)  # noqa: S603  (our interpreter and CLI, no shell)
         child.started_at = now
         logger.info("worker for %s started", child.device, extra={"fields": {"pid": child.process.pid}})
 
