@@ -42,7 +42,7 @@ ENV_PREFIX = "RENDERCOST_"
 NESTED = "__"
 DEFAULT_SECRETS_DIR = Path("/run/secrets")
 DEFAULT_ENV_FILE = Path(".env")  # in the working directory
-SECRET_SETTINGS = frozenset({"webhook_secret"})  # shown masked by ``rendercost config show``
+SECRET_SETTINGS = frozenset({"webhook_secret", "metrics_token"})  # shown masked by ``rendercost config show``
 URL_SETTINGS = frozenset(
     {"database_url", "budget_alert_webhook_url", "redis_url"}
 )  # their passwords are masked
@@ -190,6 +190,10 @@ class Settings(BaseSettings):
     aging_seconds: float = 30.0  # batch-priority work waiting this long is planned as interactive
 
     lease_seconds: float = 60.0  # a claim expires unless heartbeated
+    # `rendercost worker`: on SIGTERM, how long to finish the jobs held before releasing them (the
+    # device time spent on them is booked as interrupted); match the pod's terminationGracePeriodSeconds
+    worker_drain_seconds: float = Field(default=25.0, ge=0)
+    worker_metrics_bind: str | None = Field(default=None, pattern=r"^.+:[0-9]{1,5}$")  # HOST:PORT; None: off
     max_attempts: int = 3  # dead-letter after this many failed attempts
     retry_backoff_seconds: float = 2.0  # base of the exponential backoff between attempts
 
@@ -197,6 +201,10 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8000
+    metrics_token: str | None = None  # set: the API's /metrics needs "Authorization: Bearer <token>"
+    metrics_bind: str | None = Field(
+        default=None, pattern=r"^.+:[0-9]{1,5}$"
+    )  # HOST:PORT: /metrics there only
 
     # HTTP API (api/): admission limits, waiting, rate limits and webhooks.
     max_queue_depth: int = 1000  # queued jobs at which new submissions get 503 queue_full

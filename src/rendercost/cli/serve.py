@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from rendercost.domain.jobs import Job
     from rendercost.domain.runner import Runner
     from rendercost.execution.worker.loop import Worker
+    from rendercost.observability.ops_server import OpsServer
     from rendercost.settings import Settings
 
 ADMIN_KEY_FILE = "admin-key"  # in data_dir
@@ -251,8 +252,25 @@ def serve(
     settings = load_settings(ctx, host=host, port=port)
     configure_logging()
     with cli_errors(), embedded_server(settings, workers=0 if no_worker else workers) as server:
+        ops = _metrics_endpoint(server)
         _announce(server, settings.host, settings.port)
         config = uvicorn.Config(
             server.app, host=settings.host, port=settings.port, log_config=None, access_log=False
         )
-        uvicorn.Server(config).run()
+        try:
+            uvicorn.Server(config).run()
+        finally:
+            if ops is not None:
+                ops.close()
+
+
+def _metrics_endpoint(server: EmbeddedServer) -> OpsServer | None:
+    """With ``metrics_bind`` set, /metrics on that address (the API's own answers 404)."""
+    from rendercost.observability.ops_server import OpsServer
+
+    bind = server.settings.metrics_bind
+    if bind is None:
+        return None
+    ops = OpsServer(bind, server.services.metrics.registry).start()
+    typer.echo(f"metrics on http://{bind}/metrics")
+    return ops
