@@ -62,11 +62,12 @@ sbom: setup
 notice: setup
 	$(BIN)/python tools/notice.py > NOTICE
 
-# Debian packages for the services the integration tests start on loopback (and stop after).
+# Debian packages for the services the integration tests start on loopback (and stop after), and the
+# Chromium the browser tests drive.
 services:
-	@if [ -z "$(PG_INITDB)" ] || ! command -v redis-server >/dev/null; then \
+	@if [ -z "$(PG_INITDB)" ] || ! command -v redis-server >/dev/null || [ ! -x /usr/bin/chromium ]; then \
 		$(SUDO) apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql redis-server >/dev/null; \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql redis-server chromium >/dev/null; \
 	fi
 
 lint: setup

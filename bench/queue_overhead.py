@@ -5,6 +5,10 @@
    every plan at once with an 8x8 PNG, so only the queue, ledger and artifact path are timed.
    PostgreSQL is a throwaway server started the way the test fixtures start it (skipped, with a note,
    when ``initdb`` is not installed: ``make services``).
+   Then the same queue on PostgreSQL with 1, 2, 4 and 8 worker processes side by side (``--processes``):
+   the jobs are queued first, every process builds its worker and waits at a barrier, and the clock
+   runs from the go signal until the queue is drained, so process start-up is not counted. Printed with
+   the headroom against 35 jobs/s (a million images a night, one image per job).
 2. End to end on the tiny model: ``rendercost batch``'s code path (``cli.batch.run_batch``: queue in
    SQLite, worker thread, planner, store, ledger, copy to --out) against a plain loop that calls the
    same runner directly, one line at a time, and writes each file. Both use one warmed-up runner; the
@@ -13,7 +17,7 @@
    gain of batching.
 
 Usage: .venv/bin/python bench/queue_overhead.py [--jobs 200] [--lines 32] [--rounds 2] [--size 64]
-       [--preset lightning] [--skip-e2e]
+       [--preset lightning] [--skip-e2e] [--processes 1,2,4,8] [--fleet-jobs 800]
 Default run: about two minutes on 2 idle CPU cores (longer on a busy machine).
 """
 
@@ -22,6 +26,7 @@ from __future__ import annotations
 import argparse
 import glob
 import io
+import multiprocessing
 import os
 import shutil
 import socket
@@ -35,6 +40,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from sqlalchemy import text
@@ -95,6 +101,72 @@ def queue_throughput(url: str, jobs: int, workdir: Path) -> tuple[float, float, 
         return jobs / (enqueued - start), jobs / (done - enqueued), jobs / (done - start)
     finally:
         engine.dispose()
+
+
+NIGHTLY_JOBS_PER_S = 1_000_000 / (8 * 3600)  # a million images in an 8-hour night: about 35 jobs/s
+
+
+def _fleet_worker(url: str, workdir: str, index: int, ready: Any, go: Any, done: Any) -> None:
+    """One worker process: build everything, wait for the go signal, drain the queue, report."""
+    engine = create_db_engine(url)
+    try:
+        store = SqlJobStore(engine)
+        worker = Worker(
+            store,
+            noop_runner(),
+            LocalArtifactStore(Path(workdir) / "fleet-artifacts"),
+            BatchPlanner(max_batch_size=4, max_wait_ms=0),
+            WorkerPricing.from_settings(Settings(data_dir=Path(workdir))),
+            biller=Biller(store),
+            worker_id=f"bench-{index}",
+        )
+        ready.wait()
+        go.wait()
+        done.put(worker.run_burst().jobs_succeeded)
+    finally:
+        engine.dispose()
+
+
+def fleet_throughput(url: str, processes: int, jobs: int, workdir: Path) -> float:
+    """Jobs/s from the go signal until ``processes`` worker processes have drained ``jobs`` jobs."""
+    engine = create_db_engine(url)
+    try:
+        migrate(engine)
+        store = SqlJobStore(engine)
+        spec = RenderSpec(prompt=f"fleet bench {processes}", preset="lightning", width=64, height=64)
+        for i in range(jobs):
+            store.enqueue("bench", RenderRequest(replace(spec, seed=i), priority=Priority.BATCH))
+    finally:
+        engine.dispose()
+    ctx = multiprocessing.get_context("spawn")
+    ready, go, done = ctx.Barrier(processes + 1), ctx.Event(), ctx.Queue()
+    children = [
+        ctx.Process(target=_fleet_worker, args=(url, str(workdir), i, ready, go, done))
+        for i in range(processes)
+    ]
+    for child in children:
+        child.start()
+    ready.wait()
+    start = time.perf_counter()
+    go.set()
+    succeeded = sum(done.get(timeout=600) for _ in children)
+    elapsed = time.perf_counter() - start
+    for child in children:
+        child.join()
+    if succeeded != jobs:
+        raise RuntimeError(f"only {succeeded} of {jobs} jobs succeeded with {processes} processes")
+    return jobs / elapsed
+
+
+def fleet_table(url: str, counts: list[int], jobs: int, workdir: Path) -> None:
+    print(f"\nQueue throughput on PostgreSQL by worker processes, {jobs} one-image jobs, no-op runner")
+    print(f"{'processes':<12}{'jobs/s':>10}{'vs 1':>8}{'headroom vs 35 jobs/s':>24}")
+    base: float | None = None
+    for count in counts:
+        rate = fleet_throughput(url, count, jobs, workdir)
+        base = base or rate
+        print(f"{count:<12}{rate:>10.1f}{rate / base:>8.2f}{rate / NIGHTLY_JOBS_PER_S:>23.1f}x")
+    print(f"(cores on this machine: {os.cpu_count()}; workers, PostgreSQL and this script share them)")
 
 
 @contextmanager
@@ -272,6 +344,10 @@ def main() -> None:
         "--rounds", type=int, default=2, help="interleaved rounds; the best of each path is kept"
     )
     parser.add_argument("--skip-e2e", action="store_true", help="only the queue benchmark")
+    parser.add_argument(
+        "--processes", default="1,2,4,8", help="worker process counts on PostgreSQL ('' skips them)"
+    )
+    parser.add_argument("--fleet-jobs", type=int, default=800, help="jobs per process count")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="rendercost-bench-"))
     try:
@@ -286,6 +362,9 @@ def main() -> None:
                     continue
                 enqueue, settle, overall = queue_throughput(url, args.jobs, workdir)
                 print(f"{name:<12}{enqueue:>12.1f}{settle:>12.1f}{overall:>12.1f}")
+            if pg_url is not None and args.processes:
+                counts = [int(part) for part in args.processes.split(",")]
+                fleet_table(pg_url, counts, args.fleet_jobs, workdir)
         if not args.skip_e2e:
             end_to_end(args, workdir)
     finally:

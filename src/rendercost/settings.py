@@ -42,7 +42,7 @@ ENV_PREFIX = "RENDERCOST_"
 NESTED = "__"
 DEFAULT_SECRETS_DIR = Path("/run/secrets")
 DEFAULT_ENV_FILE = Path(".env")  # in the working directory
-SECRET_SETTINGS = frozenset({"webhook_secret"})  # shown masked by ``rendercost config show``
+SECRET_SETTINGS = frozenset({"webhook_secret", "metrics_token"})  # shown masked by ``rendercost config show``
 URL_SETTINGS = frozenset(
     {"database_url", "budget_alert_webhook_url", "redis_url"}
 )  # their passwords are masked
@@ -64,7 +64,10 @@ def default_data_dir() -> Path:
 class ModelConfig(BaseModel):
     """One model the server may load, by name."""
 
-    source: str  # local diffusers folder, or a hub id loaded offline from the HF cache
+    source: str  # local diffusers folder, a single-file .safetensors checkpoint, or a hub id (offline cache)
+    config: Path | None = (
+        None  # single-file checkpoints: the diffusers config folder (None: SDXL base, shipped)
+    )
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"  # auto: bf16 on CUDA, fp32 on CPU
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
     speed_loras: dict[str, str] = Field(default_factory=dict)  # preset name -> LoRA name (file stem)
@@ -149,7 +152,11 @@ class Settings(BaseSettings):
 
     models: dict[str, ModelConfig] = Field(default_factory=dict)  # by name; "default" is the tiny model
     default_model: str = DEFAULT_MODEL_NAME
-    lora_dirs: list[Path] = Field(default_factory=list)  # searched in order; data_dir/loras is always last
+    lora_dirs: list[Path] = Field(
+        default_factory=list
+    )  # searched in order, then models_dir/loras, data_dir/loras
+    # models root: every models_dir/checkpoints/NAME.safetensors is model NAME; None: data_dir/models
+    models_dir: Path | None = None
     device: str = "auto"  # torch device for models without their own
     warm_loras: int = 8  # LoRA adapters kept loaded per pipeline (least recently used is dropped)
 
@@ -175,12 +182,18 @@ class Settings(BaseSettings):
     max_side: int = 2048  # largest width/height accepted
     max_n: int = 8  # images per request
     max_prompt_tokens: int = 77  # CLIP context; longer prompts are refused unless truncation is asked
+    max_steps: int = Field(default=100, ge=1)  # largest per-request ``steps`` override
+    max_guidance_scale: float = Field(default=30.0, ge=0)  # largest per-request ``guidance_scale`` override
 
     max_batch_size: int = 4  # images per pipeline call
     max_wait_ms: int = 100  # how long the planner waits to fill a batch
     aging_seconds: float = 30.0  # batch-priority work waiting this long is planned as interactive
 
     lease_seconds: float = 60.0  # a claim expires unless heartbeated
+    # `rendercost worker`: on SIGTERM, how long to finish the jobs held before releasing them (the
+    # device time spent on them is booked as interrupted); match the pod's terminationGracePeriodSeconds
+    worker_drain_seconds: float = Field(default=25.0, ge=0)
+    worker_metrics_bind: str | None = Field(default=None, pattern=r"^.+:[0-9]{1,5}$")  # HOST:PORT; None: off
     max_attempts: int = 3  # dead-letter after this many failed attempts
     retry_backoff_seconds: float = 2.0  # base of the exponential backoff between attempts
 
@@ -188,6 +201,10 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8000
+    metrics_token: str | None = None  # set: the API's /metrics needs "Authorization: Bearer <token>"
+    metrics_bind: str | None = Field(
+        default=None, pattern=r"^.+:[0-9]{1,5}$"
+    )  # HOST:PORT: /metrics there only
 
     # HTTP API (api/): admission limits, waiting, rate limits and webhooks.
     max_queue_depth: int = 1000  # queued jobs at which new submissions get 503 queue_full
@@ -239,7 +256,12 @@ class Settings(BaseSettings):
 
     @property
     def resolved_lora_dirs(self) -> list[Path]:
-        return [*self.lora_dirs, self.data_dir / "loras"]
+        return [*self.lora_dirs, self.resolved_models_dir / "loras", self.data_dir / "loras"]
+
+    @property
+    def resolved_models_dir(self) -> Path:
+        """The models root: ``checkpoints/`` (single-file models) and ``loras/``."""
+        return self.models_dir or self.data_dir / "models"
 
     @property
     def artifact_class_days(self) -> dict[str, int]:

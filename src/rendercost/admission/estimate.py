@@ -2,7 +2,9 @@
 
 The estimate is the average cost per image of the most recent images rendered with the same model and
 preset (``SAMPLE_IMAGES`` of them), times the images asked for. With no history it falls back to
-``fallback_per_megapixel`` USD per megapixel of output.
+``fallback_per_megapixel`` USD per megapixel of output. A request that overrides the preset's steps or
+guidance is scaled by the UNet work it asks for, ``steps x passes`` (2 passes with CFG), against the
+preset's own.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from decimal import Decimal
 from sqlalchemy import Engine, func, select
 
 from rendercost.domain.costs import Stage
+from rendercost.domain.presets import get_preset
 from rendercost.domain.specs import RenderRequest
 from rendercost.ledger.tables import cost_lines
 
@@ -62,4 +65,10 @@ class CostEstimator:
     def estimate(self, request: RenderRequest) -> Decimal:
         """USD the request will probably cost."""
         spec = request.spec
-        return self.per_image(spec.model, spec.preset, spec.width, spec.height) * request.n
+        per_image = self.per_image(spec.model, spec.preset, spec.width, spec.height)
+        if spec.steps is None and spec.guidance_scale is None:
+            return per_image * request.n
+        named = get_preset(spec.preset)
+        ran = spec.run_preset(named)
+        scale = Decimal(ran.steps * ran.unet_passes) / Decimal(named.steps * named.unet_passes)
+        return (per_image * scale).quantize(ESTIMATE_QUANTUM) * request.n

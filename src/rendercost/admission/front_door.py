@@ -1,8 +1,9 @@
-"""The front door: every render a door accepts is admitted here, in seven named steps.
+"""The front door: every render a door accepts is admitted here, in seven named steps (and step 0).
 
 ``Admission.admit(ticket)`` (blocking: SQL, LLM calls, embeddings; the API runs it in a worker thread,
 the CLI calls it directly):
 
+    0. apply styles         the style set's templates for the request's ``styles`` (``admission.styles``)
     1. charge limits        the rate limits of the ticket's key and tenant (``admission.ratelimit``)
     2. rewrite              the prompt, when asked, through the semantic cache (``admission.rewrite``)
     3. route the preset     the tenant's policy for the request's class (``admission.routing``), and
@@ -30,6 +31,7 @@ from rendercost.admission.lifecycle import StoragePolicy
 from rendercost.admission.ratelimit import RateLimiter
 from rendercost.admission.rewrite import PromptRewriter, rewrite_step
 from rendercost.admission.routing import CLASS_TAG, RoutingStore, resolve_class, route
+from rendercost.admission.styles import style_step
 from rendercost.admission.ticket import HIT_PREFIX, Admitted, AnswerAs, CacheHit, Ticket
 from rendercost.domain.controls import CacheMode, CacheOutcome, CachePolicy
 from rendercost.domain.jobs import Job, new_job_id
@@ -82,8 +84,9 @@ class Admission:
 
     def admit(self, ticket: Ticket) -> Admitted:
         """Blocking. Admit ``ticket``'s request (the seven steps above) or raise the refusal."""
+        styled = self.apply_styles(ticket.request)
         headers = self.charge_limits(ticket)
-        request = self.rewrite(ticket, ticket.request)
+        request = self.rewrite(ticket, styled)
         request, tags = self.route_preset(ticket, request)
         answered, request = self.answer_from_cache(ticket, request, tags)
         if answered is not None:
@@ -92,6 +95,12 @@ class Admission:
         job = self.enqueue(ticket, request, tags, reservation)
         self.bill_rewrite(ticket.tenant, request, job, tags)
         return Admitted(request=request, job=job, tags=tags, rate_limit_headers=headers)
+
+    # 0 ------------------------------------------------------------------------------------------------
+    def apply_styles(self, request: RenderRequest) -> RenderRequest:
+        """The request with its styles' templates applied (before anything is charged: a styled prompt
+        too long for the model is refused with nothing spent)."""
+        return style_step(self.catalog, request)
 
     # 1 ------------------------------------------------------------------------------------------------
     def charge_limits(self, ticket: Ticket) -> Mapping[str, str]:

@@ -160,12 +160,11 @@ def rewrite_step(
     record's line: the whole job's tokens, split per image by ``ledger.pricing.rewrite_lines``), or
     unchanged when no rewrite was asked for. A rewrite that no longer fits the model's text encoder is
     recorded as dropped and the original prompt renders."""
-    if not ask.applies(request.styles):
+    styles = request.rewrite_styles  # a style whose template was applied is not asked again
+    if not ask.applies(styles):
         return request
     spec = request.spec
-    question = RewriteRequest(
-        prompt=spec.prompt, styles=request.styles, seed=spec.seed, target_model=spec.model
-    )
+    question = RewriteRequest(prompt=spec.prompt, styles=styles, seed=spec.seed, target_model=spec.model)
     outcome = rewriter.rewrite(tenant, question, use_cache=ask.use_cache, threshold=ask.threshold)
     record = outcome.record(spec.prompt, rewriter.line(outcome))
     try:

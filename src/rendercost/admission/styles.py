@@ -1,7 +1,9 @@
 """Styles: named prompt and negative templates, applied by a door before it admits a request.
 
-The set ships as ``rendercost/data/styles.toml`` (rendercost's own templates). ``apply_styles(prompt,
-negative, names)`` is the one function every door calls: each named style wraps the prompt in turn
+The set ships as ``rendercost/data/styles.toml`` (rendercost's own templates). ``style_step`` is
+admission's step 0: every door (jobs, images, Fooocus-API, CLI) puts the names asked in
+``RenderRequest.styles`` and admission applies them, recording ``styles_applied``. ``apply_styles(prompt,
+negative, names)`` is the one function that does it: each named style wraps the prompt in turn
 (``"{prompt}"`` stands for the text so far) and adds its negative words; a style marked ``rewrite``
 (``Fooocus V2``) wraps nothing and is returned in ``rewrite_styles`` for the request's ``styles``, where
 the rewrite step (``llm_gateway.builtin.REWRITE_STYLES``) expands the prompt. Names match
@@ -12,11 +14,14 @@ case-insensitively; an unknown name is dropped and reported (``unknown``), or re
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
 
+from rendercost.admission.catalog import ModelCatalog
+from rendercost.domain.specs import RenderRequest
 from rendercost.errors import InvalidRequest
+from rendercost.llm_gateway.builtin import REWRITE_STYLES, STYLES
 
 SHIPPED_STYLES = "styles.toml"  # file name inside the rendercost.data package folder
 PROMPT_SLOT = "{prompt}"
@@ -119,3 +124,33 @@ def apply_styles(
         rewrite_styles=tuple(dict.fromkeys(rewrite)),
         unknown=tuple(unknown),
     )
+
+
+def check_style_names(names: tuple[str, ...] | list[str], *, param: str = "styles") -> None:
+    """Refuse (``InvalidRequest`` naming ``param``) a name that is neither in the style set nor a word
+    the builtin rewriter knows (``llm_gateway.builtin.STYLES``, ``REWRITE_STYLES``)."""
+    book = shipped_styles()
+    for i, name in enumerate(names):
+        if book.find(name) is None and name.lower() not in STYLES and name not in REWRITE_STYLES:
+            message = f"unknown style {name!r}; GET /v1/styles lists them"
+            raise InvalidRequest(message, param=f"{param}.{i}" if len(names) > 1 else param)
+
+
+def style_step(catalog: ModelCatalog, request: RenderRequest) -> RenderRequest:
+    """Admission's step 0 (pure but for the token check): ``request`` with the style set's templates for
+    its ``styles`` applied to the prompt and negative prompt, their names in ``styles_applied``; names
+    the set does not have are left for the rewrite step (``RenderRequest.rewrite_styles``). A styled
+    prompt that no longer fits the model is ``PromptTooLong`` naming ``styles``. Applying twice changes
+    nothing: applied names are skipped."""
+    todo = request.rewrite_styles
+    if not todo:
+        return request
+    spec = request.spec
+    styled = apply_styles(spec.prompt, spec.negative_prompt, todo)
+    if not styled.applied:
+        return request
+    catalog.check_prompt(spec.model, styled.prompt, param="styles")
+    if styled.negative_prompt:
+        catalog.check_prompt(spec.model, styled.negative_prompt, param="styles")
+    styled_spec = replace(spec, prompt=styled.prompt, negative_prompt=styled.negative_prompt)
+    return replace(request, spec=styled_spec, styles_applied=(*request.styles_applied, *styled.applied))

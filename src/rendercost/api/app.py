@@ -29,6 +29,7 @@ from rendercost.api import result_cache as api_result_cache
 from rendercost.api import (
     routes_admin_keys,
     routes_costs,
+    routes_estimate,
     routes_events,
     routes_fooocus,
     routes_fooocus_query,
@@ -37,6 +38,8 @@ from rendercost.api import (
     routes_models,
     routes_ops,
     routes_plan,
+    routes_session,
+    routes_styles,
     routes_webhooks,
 )
 from rendercost.api.deps import ApiServices, Governance, ReadinessCheck
@@ -235,5 +238,8 @@ def create_app(services: ApiServices, *, run_webhooks: bool = True) -> FastAPI:
     app.include_router(routes_fooocus.router)
     app.include_router(routes_fooocus_query.router)
     app.include_router(routes_models.router)
+    app.include_router(routes_session.router)
+    app.include_router(routes_estimate.router)
+    app.include_router(routes_styles.router)
     install_docs(app, API_TITLE)
     return app

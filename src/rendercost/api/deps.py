@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, TypeVar
+from urllib.parse import parse_qs
 
 import anyio
 from fastapi import Depends, Request
@@ -29,6 +30,7 @@ from rendercost.api.webhook_outbox import WebhookOutbox
 from rendercost.artifacts.protocol import ArtifactStore
 from rendercost.artifacts.sweeper import ArtifactIndex
 from rendercost.auth.keys import ApiKey, KeyStore
+from rendercost.auth.sessions import CSRF_FIELD, CSRF_HEADER, SESSION_COOKIE, SessionStore
 from rendercost.errors import AuthenticationFailed
 from rendercost.governance.alerts import AlertNotifier
 from rendercost.governance.budgets import BudgetStore
@@ -71,6 +73,10 @@ class ApiServices:
     exact: ExactCache | None = None  # the exact-result cache (GET /v1/cached-images reads it)
     governance: Governance | None = None  # budgets, routing, reports, FOCUS export (None: off)
     artifact_index: ArtifactIndex | None = None  # which images the sweeper deleted (410 on fetch)
+    sessions: SessionStore = field(init=False, repr=False)  # web sign-in, over the keys' database
+
+    def __post_init__(self) -> None:
+        self.sessions = SessionStore(self.keys.engine)
 
 
 async def blocking(func: Callable[..., T], *args: Any) -> T:
@@ -88,18 +94,50 @@ _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: 
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key: `X-API-Key: rc_...`")
 
 
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})  # methods that change nothing: no CSRF token needed
+_FORM_TYPE = "application/x-www-form-urlencoded"
+
+
 async def authenticate(
     request: Request,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     api_key: Annotated[str | None, Depends(_api_key)],
 ) -> ApiKey:
-    """The calling key; 401 ``invalid_api_key`` when missing, unknown or revoked."""
+    """The calling key, from the API key (Bearer or X-API-Key) or else the web session cookie; 401
+    ``invalid_api_key`` when missing, unknown, revoked, expired or signed out. With the cookie, an
+    unsafe method (POST, PUT, PATCH, DELETE) also needs the session's CSRF token (``X-CSRF-Token`` or a
+    ``csrf_token`` form field), else 403 ``csrf_token_invalid``: a cross-site page can make the browser
+    send the cookie, but it cannot read the token."""
     secret = bearer.credentials if bearer is not None else api_key
-    if not secret:
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if secret:
+        key = await blocking(services(request).keys.verify, secret.strip())
+    elif cookie:
+        key = await _session_key(request, cookie)
+    else:
         raise AuthenticationFailed("missing API key: send Authorization: Bearer KEY or X-API-Key: KEY")
-    key = await blocking(services(request).keys.verify, secret.strip())
     setattr(request.state, TENANT_STATE, key.tenant)
     return key
+
+
+def visible_tenant(key: ApiKey) -> str | None:
+    """Whose jobs and images ``key`` may read: its own tenant's, or every tenant's (None) for an admin."""
+    return None if key.admin else key.tenant
+
+
+async def _session_key(request: Request, cookie: str) -> ApiKey:
+    session = await blocking(services(request).sessions.resolve, cookie)
+    if request.method not in SAFE_METHODS:
+        session.check_csrf(request.headers.get(CSRF_HEADER) or await _form_token(request))
+    return session.key
+
+
+async def _form_token(request: Request) -> str | None:
+    """The ``csrf_token`` field of a URL-encoded form body (the body stays readable by the route)."""
+    if not request.headers.get("content-type", "").startswith(_FORM_TYPE):
+        return None
+    values = parse_qs((await request.body()).decode("utf-8", "replace")).get(CSRF_FIELD)
+    return values[0] if values else None
 
 
 async def rate_limited_key(request: Request, key: Annotated[ApiKey, Depends(authenticate)]) -> ApiKey:

@@ -17,7 +17,7 @@ from rendercost.api.schemas import MAX_PROMPT_CHARS, RenderCostInfo
 DEFAULT_STYLES = ("Fooocus V2", "Fooocus Enhance", "Fooocus Sharp")  # Fooocus-API's defaults
 DEFAULT_ASPECT_RATIO = "1152*896"
 DEFAULT_BASE_MODEL = "juggernautXL_v8Rundiffusion.safetensors"  # Fooocus' default checkpoint name
-IGNORED_FIELDS = ("sharpness", "guidance_scale", "refiner_model_name", "refiner_switch", "advanced_params")
+IGNORED_FIELDS = ("sharpness", "refiner_model_name", "refiner_switch", "advanced_params")
 
 
 class Performance(StrEnum):
@@ -79,12 +79,12 @@ class Text2ImgRequest(BaseModel):
     image_number: int = Field(default=1, ge=1, le=32)  # and at most settings.max_n
     image_seed: int = -1  # -1: random; image i gets seed + i
     sharpness: float = Field(default=2.0, ge=0.0, le=30.0)  # ignored
-    guidance_scale: float = Field(default=4.0, ge=1.0, le=30.0)  # ignored: the preset's CFG renders
+    guidance_scale: float = Field(default=4.0, ge=1.0, le=30.0)  # Speed/Quality only, as in Fooocus
     base_model_name: str = Field(default=DEFAULT_BASE_MODEL, max_length=255)
     refiner_model_name: str | None = "None"  # ignored
     refiner_switch: float = Field(default=0.5, ge=0.1, le=1.0)  # ignored
     loras: list[FooocusLora] = Field(default_factory=list, max_length=16)
-    advanced_params: dict[str, Any] | None = None  # ignored
+    advanced_params: dict[str, Any] | None = None  # overwrite_step and sampler_name read; the rest ignored
     save_extension: str = Field(default="png", max_length=8)  # png, jpg/jpeg, webp
     require_base64: bool = False
     async_process: bool = False

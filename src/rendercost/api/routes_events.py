@@ -30,7 +30,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from rendercost.api.deps import ApiServices, RateLimitedKey, blocking, services
+from rendercost.api.deps import ApiServices, RateLimitedKey, blocking, services, visible_tenant
 from rendercost.api.routes_jobs import view
 from rendercost.domain.jobs import TERMINAL_STATES, Job, JobState
 
@@ -116,7 +116,7 @@ async def job_events(
     """The job's events: ``queued`` (position), ``progress`` (fraction), then ``done`` (the job JSON,
     receipt included) and the stream ends; ``timeout`` ends it after ``timeout_s`` seconds instead."""
     svc = services(request)
-    tenant = None if key.admin else key.tenant
+    tenant = visible_tenant(key)
     first = await blocking(_read, svc, job_id, tenant)  # 404 here, before the stream starts
     return EventSourceResponse(
         _job_stream(request, svc, first, tenant, timeout_s),

@@ -17,9 +17,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Request, Response
 
+from rendercost.admission.styles import check_style_names
 from rendercost.admission.ticket import AnswerAs, CacheHit
 from rendercost.api.controls import http_ticket
-from rendercost.api.deps import Authenticated, RateLimitedKey, admit, blocking, services
+from rendercost.api.deps import Authenticated, RateLimitedKey, admit, blocking, services, visible_tenant
 from rendercost.api.result_cache import hit_data, hit_info
 from rendercost.api.schemas import ImageData, ImageGenerationRequest, ImageMeta, ImagesResponse
 from rendercost.api.translate import (
@@ -29,6 +30,7 @@ from rendercost.api.translate import (
     openai_size,
     preset_for_quality,
     resolve_model,
+    resolve_overrides,
     resolve_preset,
 )
 from rendercost.api.views import (
@@ -78,12 +80,19 @@ def _to_request(request: Request, body: ImageGenerationRequest) -> RenderRequest
         loras=(),
         output_format=body.output_format,
         priority="interactive",
-        styles=(body.style,) if body.style else (),
+        styles=(*((body.style,) if body.style else ()), *_checked_styles(body.styles)),
         client=ClientInfo("openai", body.user or None, body.response_format or "url"),
         retention=door_retention(
             svc.settings, body.retention_days, format_asked=body.output_format is not None
         ),
+        overrides=resolve_overrides(svc.settings, body.steps, body.guidance_scale, body.sampler),
     )
+
+
+def _checked_styles(names: list[str]) -> tuple[str, ...]:
+    """The ``styles`` extension's names, refused when unknown (OpenAI's own ``style`` is free text)."""
+    check_style_names(names)
+    return tuple(names)
 
 
 def _check_finished(job: Job) -> None:
@@ -183,7 +192,7 @@ async def get_image(
     """An image's metadata (JSON), or its bytes with ``Accept: image/png`` (or any ``image/*``)."""
     svc = services(request)
     job_id, index = parse_image_id(image_id)
-    job = await blocking(lambda: svc.store.get(job_id, tenant=key.tenant))
+    job = await blocking(lambda: svc.store.get(job_id, tenant=visible_tenant(key)))
     image = job.result.image(index) if job.result is not None else None
     if image is None:
         raise NotFound(f"no image {image_id!r}", param="image_id")

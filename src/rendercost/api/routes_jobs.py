@@ -14,9 +14,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
 
+from rendercost.admission.styles import check_style_names
 from rendercost.admission.ticket import AnswerAs
 from rendercost.api.controls import http_ticket
-from rendercost.api.deps import Authenticated, RateLimitedKey, admit, blocking, services
+from rendercost.api.deps import Authenticated, RateLimitedKey, admit, blocking, services, visible_tenant
 from rendercost.api.destinations import check_destination
 from rendercost.api.schemas import JobList, JobOut, JobRequest
 from rendercost.api.translate import (
@@ -25,6 +26,7 @@ from rendercost.api.translate import (
     door_retention,
     resolve_loras,
     resolve_model,
+    resolve_overrides,
     resolve_preset,
     resolve_size,
 )
@@ -32,7 +34,7 @@ from rendercost.api.views import job_view
 from rendercost.domain.controls import CachePolicy, ClientInfo
 from rendercost.domain.jobs import JOB_ID_PREFIX, Job, JobState
 from rendercost.domain.specs import RenderRequest, resolve_seed
-from rendercost.errors import Conflict, InvalidRequest
+from rendercost.errors import Conflict, InvalidRequest, PermissionDenied
 from rendercost.queue.tables import MAX_IDEMPOTENCY_KEY_LENGTH
 
 router = APIRouter(tags=["jobs"])
@@ -47,6 +49,7 @@ def _to_request(request: Request, body: JobRequest) -> RenderRequest:
     svc.catalog.check_prompt(model, body.prompt, param="prompt")
     if body.negative_prompt:
         svc.catalog.check_prompt(model, body.negative_prompt, param="negative_prompt")
+    check_style_names(body.styles)
     return build_request(
         prompt=body.prompt,
         negative_prompt=body.negative_prompt,
@@ -63,6 +66,7 @@ def _to_request(request: Request, body: JobRequest) -> RenderRequest:
         retention=door_retention(
             svc.settings, body.retention_days, format_asked=body.output_format is not None
         ),
+        overrides=resolve_overrides(svc.settings, body.steps, body.guidance_scale, body.sampler),
     )
 
 
@@ -130,7 +134,7 @@ async def submit_job(
 async def get_job(request: Request, job_id: str, key: RateLimitedKey) -> JobOut:
     """State, queue position, progress, ETA, results and receipt."""
     svc = services(request)
-    job = await blocking(lambda: svc.store.get(job_id, tenant=key.tenant))
+    job = await blocking(lambda: svc.store.get(job_id, tenant=visible_tenant(key)))
     return await view(request, job)
 
 
@@ -167,16 +171,21 @@ async def list_jobs(
     state: Annotated[list[str], Query()] = [],  # noqa: B006 -- FastAPI copies defaults
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,
     before: Annotated[str | None, Query(max_length=64)] = None,
+    tenant: Annotated[str | None, Query(max_length=128)] = None,
 ) -> JobList:
-    """This tenant's jobs, newest first; ``state`` filters (repeat or comma-separate); ``before`` pages
-    (pass ``next_before``; an ISO 8601 time also works)."""
+    """This tenant's jobs, newest first (an admin's: every tenant's, or ``tenant``'s); ``state`` filters
+    (repeat or comma-separate); ``before`` pages (pass ``next_before``; an ISO 8601 time also works).
+    ``tenant`` naming another tenant needs an admin key (403)."""
     svc = services(request)
+    if tenant is not None and tenant != key.tenant and not key.admin:
+        raise PermissionDenied("listing another tenant's jobs needs an admin key")
+    owner = tenant if tenant is not None else visible_tenant(key)
     states = _parse_states(state)
     cursor = _parse_before(before)
     since, older_than = (cursor, None) if isinstance(cursor, datetime) else (None, cursor)
     found = await blocking(
         lambda: svc.store.list_jobs(
-            tenant=key.tenant, states=states, limit=limit + 1, before=since, older_than=older_than
+            tenant=owner, states=states, limit=limit + 1, before=since, older_than=older_than
         )
     )
     page = found[:limit]
@@ -193,6 +202,6 @@ async def list_jobs(
 async def cancel_job(request: Request, job_id: str, key: RateLimitedKey) -> JobOut:
     """Cancel a queued or running job; 409 if it already finished."""
     svc = services(request)
-    job = await blocking(lambda: svc.store.cancel(job_id, tenant=key.tenant))
+    job = await blocking(lambda: svc.store.cancel(job_id, tenant=visible_tenant(key)))
     svc.events.notify(job.id, job)
     return await view(request, job)

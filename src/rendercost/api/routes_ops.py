@@ -2,10 +2,15 @@
 
 ``/healthz`` says the process answers. ``/readyz`` runs every readiness check (database reachable,
 model loadable) in a thread and answers 503 ``not_ready`` naming the failures. ``/metrics`` is the
-Prometheus text format. ``GET /v1/queue`` (authenticated) is the depth by priority and model.
+Prometheus text format; it lists tenants, so with setting ``metrics_token`` it needs
+``Authorization: Bearer <token>`` (401 ``invalid_metrics_token`` otherwise), and with ``metrics_bind``
+it is not served here at all (404) but on that address (``cli/serve.py``). ``GET /v1/queue``
+(authenticated) is the depth by priority and model.
 """
 
 from __future__ import annotations
+
+import secrets
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
@@ -39,11 +44,39 @@ async def readyz(request: Request) -> Response | Health:
     return Health(status="ok", checks=checks)
 
 
-@router.get("/metrics", response_class=Response)
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={
+        401: {"description": "Missing or wrong metrics token"},
+        404: {"description": "Served elsewhere"},
+    },
+)
 async def metrics(request: Request) -> Response:
     svc = services(request)
+    if svc.settings.metrics_bind is not None:
+        body = error_body(
+            "not_found",
+            f"/metrics is served on {svc.settings.metrics_bind}",
+            error_type="invalid_request_error",
+        )
+        return JSONResponse(body, status_code=404)
+    token = svc.settings.metrics_token
+    if token is not None and not _bearer_matches(request.headers.get("authorization", ""), token):
+        body = error_body(
+            "invalid_metrics_token",
+            "/metrics needs Authorization: Bearer <metrics_token>",
+            error_type="authentication_error",
+        )
+        return JSONResponse(body, status_code=401, headers={"WWW-Authenticate": "Bearer"})
     data = await blocking(svc.metrics.exposition)  # the queue-depth collector queries the database
     return Response(content=data, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+def _bearer_matches(header: str, token: str) -> bool:
+    """True when ``header`` is ``Bearer <token>`` (compared in constant time)."""
+    scheme, _, given = header.partition(" ")
+    return scheme.lower() == "bearer" and secrets.compare_digest(given.strip().encode(), token.encode())
 
 
 @router.get("/v1/queue", response_model=QueueOut)

@@ -46,6 +46,12 @@ class ImageGenerationRequest(BaseModel):
     seed: int | None = Field(default=None, ge=0, le=MAX_SEED)  # rendercost: first image's seed
     rewrite: bool | None = None  # rendercost: rewrite the prompt (LLM chain, builtin fallback) first
     retention_days: int | None = None  # rendercost: keep the images this long (default: the class's)
+    styles: list[str] = Field(
+        default_factory=list, max_length=16
+    )  # rendercost: style set names (GET /v1/styles)
+    steps: int | None = None  # rendercost: denoising steps (1..settings.max_steps); default: the preset's
+    guidance_scale: float | None = None  # rendercost: CFG (0..settings.max_guidance_scale)
+    sampler: str | None = None  # rendercost: dpmpp_2m_sde_karras, dpmpp_2m, euler_a, euler, ddim, lcm
 
 
 class ImageData(BaseModel):
@@ -109,8 +115,11 @@ class JobRequest(_Strict):
     negative_prompt: str = Field(default="", max_length=MAX_PROMPT_CHARS)
     model: str | None = None  # configured model name; default: settings.default_model
     preset: str | None = None  # quality, speed, extreme-speed, lightning, hyper-sd; default speed
-    styles: list[str] = Field(default_factory=list, max_length=16)
+    styles: list[str] = Field(default_factory=list, max_length=16)  # style set names (GET /v1/styles)
     seed: int | None = Field(default=None, ge=-1, le=MAX_SEED)  # None or -1: random
+    steps: int | None = None  # denoising steps (1..settings.max_steps); default: the preset's
+    guidance_scale: float | None = None  # CFG scale (0..settings.max_guidance_scale); default: the preset's
+    sampler: str | None = None  # dpmpp_2m_sde_karras, dpmpp_2m, euler_a, euler, ddim, lcm
     rewrite: bool | None = None  # rewrite the prompt first (LLM chain, builtin fallback): admission.rewrite
     n: int = Field(default=1, ge=1)  # 1..settings.max_n
     size: str | None = None  # "WxH" or "auto"

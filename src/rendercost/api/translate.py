@@ -11,17 +11,19 @@ shared ``domain.specs`` rules.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from rendercost.admission.catalog import ModelCatalog
 from rendercost.admission.lifecycle import check_retention
 from rendercost.domain.controls import ClientInfo, Retention
-from rendercost.domain.presets import DEFAULT_PRESET, get_preset
+from rendercost.domain.presets import DEFAULT_PRESET, Sampler, get_preset, parse_sampler
 from rendercost.domain.specs import (
     LoraRef,
     OutputFormat,
     Priority,
     RenderRequest,
     RenderSpec,
+    check_overrides,
     check_size,
     parse_size,
 )
@@ -124,6 +126,26 @@ def door_retention(settings: Settings, asked_days: int | None, *, format_asked: 
     return Retention(asked_days=asked_days, format_open=not format_asked)
 
 
+@dataclass(frozen=True)
+class Overrides:
+    """A request's checked overrides of its preset (None: the preset's value)."""
+
+    steps: int | None = None
+    guidance_scale: float | None = None
+    sampler: Sampler | None = None
+
+
+def resolve_overrides(
+    settings: Settings, steps: int | None, guidance_scale: float | None, sampler: str | None
+) -> Overrides:
+    """``steps``, ``guidance_scale`` and ``sampler`` checked against the settings' limits and the sampler
+    list; ``InvalidRequest`` naming the field."""
+    check_overrides(
+        steps, guidance_scale, max_steps=settings.max_steps, max_guidance_scale=settings.max_guidance_scale
+    )
+    return Overrides(steps, guidance_scale, parse_sampler(sampler) if sampler is not None else None)
+
+
 def build_request(
     *,
     prompt: str,
@@ -139,6 +161,7 @@ def build_request(
     styles: tuple[str, ...],
     client: ClientInfo,
     retention: Retention | None = None,
+    overrides: Overrides = Overrides(),
 ) -> RenderRequest:
     """The request a door parsed; ``output_format`` None renders PNG unless the request's class has a
     format (``retention.format_open``, see ``admission.lifecycle``)."""
@@ -153,6 +176,9 @@ def build_request(
         seed=seed,
         loras=loras,
         output_format=OutputFormat.parse(output_format or "png", param="output_format"),
+        steps=overrides.steps,
+        guidance_scale=overrides.guidance_scale,
+        sampler=overrides.sampler,
     )
     return RenderRequest(
         spec=spec,

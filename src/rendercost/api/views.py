@@ -103,9 +103,11 @@ def rewrite_info(render_request: RenderRequest) -> RewriteInfo | None:
 
 
 def request_json(render_request: RenderRequest) -> dict[str, Any]:
-    """A job's ``request`` as the jobs API shows it: the spec, count, priority and styles, and an
+    """A job's ``request`` as the jobs API shows it: the spec, count, priority, styles (and
+    ``styles_applied`` when admission applied templates), and an
     ``extra`` object with the door (``api``, ``response_format``, ``user``), the ``rewrite`` record,
-    ``cache: "no-store"`` and the result cache's ``result_cache`` outcome, each only when set."""
+    ``cache: "no-store"``, the result cache's ``result_cache`` outcome and the ``retention_days``
+    granted, each only when set."""
     data = render_request.to_dict()
     extra: dict[str, Any] = {}
     client = render_request.client
@@ -122,13 +124,12 @@ def request_json(render_request: RenderRequest) -> dict[str, Any]:
         extra["cache"] = str(policy.mode)
     if client.api and policy.outcome is not CacheOutcome.HIT:  # an HTTP door that enqueued the job
         extra["result_cache"] = str(policy.outcome)
-    return {
-        "spec": data["spec"],
-        "n": data["n"],
-        "priority": data["priority"],
-        "styles": data["styles"],
-        "extra": extra,
-    }
+    if render_request.retention.days is not None:
+        extra["retention_days"] = render_request.retention.days
+    shown = {"spec": data["spec"], "n": data["n"], "priority": data["priority"], "styles": data["styles"]}
+    if render_request.styles_applied:  # the templates admission applied (admission.styles)
+        shown["styles_applied"] = data["styles_applied"]
+    return {**shown, "extra": extra}
 
 
 def _rewrite_json(record: RewriteRecord) -> dict[str, Any]:

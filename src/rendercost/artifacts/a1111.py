@@ -8,8 +8,10 @@ Written into PNGs beside the ``rendercost`` receipt (``artifacts.metadata``), fr
     Steps: 30, Sampler: DPM++ 2M SDE Karras, CFG scale: 4.0, Seed: 1234, Size: 1024x1024, Model: default
 
 LoRAs are ``<lora:name:weight>`` tags at the end of the prompt; a value holding a comma or a quote is
-written as a JSON string. ``Model hash`` is written when the payload carries one (A1111: the first 10
-hex digits of the weights' SHA-256). ``parse_parameters`` reads such a text back.
+written as a JSON string. ``Model hash`` is written when the payload carries one: A1111's short hash,
+the first 10 hex digits of the weights' SHA-256 (a single-file checkpoint's file hash is exactly what
+A1111 and Civitai compute; a diffusers folder's is rendercost's hash over its files). Steps, sampler
+and CFG are what ran: the preset's, or the request's overrides. ``parse_parameters`` reads such a text back.
 """
 
 from __future__ import annotations
@@ -28,6 +30,10 @@ SAMPLER_NAMES = {  # rendercost sampler (domain.presets.Sampler) -> A1111's samp
     "dpmpp_sde_karras": "DPM++ SDE Karras",
     "euler_trailing": "Euler",
     "lcm": "LCM",
+    "dpmpp_2m": "DPM++ 2M",
+    "euler_a": "Euler a",
+    "euler": "Euler",
+    "ddim": "DDIM",
 }
 _NEGATIVE = "Negative prompt: "
 _LORA_TAG = re.compile(r"\s*<lora:([^:<>]+):([-+0-9.eE]+)>\s*$")

@@ -7,14 +7,14 @@ key order:
 
 1. read the file's bytes (to put back in step 4 if needed);
 2. in one transaction, set ``deleted_at`` on the key's rows, on condition that still no row is live
-   (a reference that arrived since step 0 keeps the file: nothing is marked);
+   (a reference that arrived since the key was listed keeps the file: nothing is marked);
 3. delete the file from the store (local folder or S3);
 4. look again: a reference that committed between steps 2 and 3 (a repeat render of the same bytes,
    an exact-cache answer) is live and names a file just deleted, so the bytes are put back.
 
-A writer stores its file before it writes its row, so the one order these steps cannot see is a
-writer whose put found the file still there before step 3 and whose row commits after step 4 (the
-milliseconds of steps 3-4); the next sweep cannot repair that file, and ``GET`` of the image is 404.
+A writer stores its file (a cache answer: reads it) before it writes its row, so the one order these
+steps cannot see is a writer that found the file still there before step 3 and whose row commits after
+step 4 (the milliseconds of steps 3-4); nothing repairs that file, and ``GET`` of the image is 404.
 
 The sweeper never touches the ledger: what a file cost was priced when it was stored (for the days
 granted). ``artifacts.maintenance`` runs a sweep every ``artifact_sweep_interval_s`` in a server or
@@ -24,7 +24,6 @@ worker process.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -201,8 +200,3 @@ class ArtifactIndex:
                 "retention ran out (ask for a longer retention_days when rendering)",
                 param="image_id",
             )
-
-
-def swept_keys(report: SweepReport) -> Sequence[str]:
-    """The keys a sweep deleted (and did not put back)."""
-    return [file.key for file in report.files if not file.restored]

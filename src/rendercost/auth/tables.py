@@ -1,5 +1,5 @@
-"""Tables of tenants, API keys and webhook signing secrets, on the shared metadata (Alembic revisions
-0003_api_keys and 0006_webhook_fleet)."""
+"""Tables of tenants, API keys, webhook signing secrets and web sign-in sessions, on the shared metadata
+(Alembic revisions 0003_api_keys, 0006_webhook_fleet and 0009_web_sessions)."""
 
 from __future__ import annotations
 
@@ -39,4 +39,14 @@ signing_secrets = Table(
     Column("scope", String(MAX_TENANT_LENGTH), primary_key=True),  # DEPLOYMENT_SCOPE, or a tenant
     Column("secret", String(128), nullable=False),  # whsec_<base64 of 32 random bytes>
     Column("created_at", UtcDateTime, nullable=False),
+)
+
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),  # hex SHA-256 of the cookie's secret; never the secret
+    Column("key_id", String(32), ForeignKey("api_keys.id"), nullable=False, index=True),  # who signed in
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),  # refused from then on
+    Column("ended_at", UtcDateTime, nullable=True),  # signed out; refused from then on
 )

@@ -22,7 +22,19 @@ from typing import Annotated
 
 import typer
 
-from rendercost.cli import artifacts, batch, config, governance, keys, models, plan, render, serve, worker
+from rendercost.cli import (
+    artifacts,
+    batch,
+    config,
+    governance,
+    keys,
+    migrate,
+    models,
+    plan,
+    render,
+    serve,
+    worker,
+)
 from rendercost.cli.common import CliState
 
 app = typer.Typer(
@@ -60,7 +72,7 @@ def _global_options(
     ctx.obj = CliState(config=config, data_dir=data_dir)
 
 
-for _module in (render, models, batch, worker, serve, keys, governance, plan, config, artifacts):
+for _module in (render, models, batch, worker, serve, keys, governance, plan, config, artifacts, migrate):
     _module.register(app)
 
 

@@ -1,7 +1,8 @@
 """Reading a ``rendercost batch`` file: one JSON render spec per line, checked before anything is queued.
 
 Fields (as ``rendercost render`` takes them): ``prompt`` (required), ``negative``, ``preset``, ``size``
-("WxH"), ``n``, ``seed`` (omitted or -1: random), ``model``, ``format`` (png, webp, jpeg). Blank lines
+("WxH"), ``n``, ``seed`` (omitted or -1: random), ``model``, ``format`` (png, webp, jpeg),
+``retention_days`` (how long the images are kept and priced for; default 30, capped). Blank lines
 and lines starting with ``#`` are skipped. A bad line becomes a ``BadLine`` with its number and the
 reason; the other lines still run.
 """
@@ -14,7 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from rendercost.domain.controls import CacheMode, CachePolicy
+from rendercost.admission.lifecycle import check_retention
+from rendercost.domain.controls import CacheMode, CachePolicy, Retention
 from rendercost.domain.presets import DEFAULT_PRESET, get_preset
 from rendercost.domain.specs import (
     RANDOM_SEED,
@@ -29,7 +31,7 @@ from rendercost.domain.specs import (
 from rendercost.errors import InvalidRequest, UnknownModel
 from rendercost.settings import Settings
 
-FIELDS = ("prompt", "negative", "preset", "size", "n", "seed", "model", "format")
+FIELDS = ("prompt", "negative", "preset", "size", "n", "seed", "model", "format", "retention_days")
 
 
 @dataclass(frozen=True)
@@ -97,7 +99,14 @@ def parse_line(line: str, settings: Settings) -> RenderRequest:
         output_format=OutputFormat.parse(_text(data, "format", "png")),
     )
     mode = CacheMode.NO_STORE if seed == RANDOM_SEED else CacheMode.DEFAULT  # a random seed is never cached
-    return RenderRequest(spec=spec, n=n, priority=Priority.BATCH, cache=CachePolicy(mode))
+    days = data.get("retention_days")
+    if days is not None:
+        days = _integer(data, "retention_days", 0)
+        check_retention(days, settings.artifact_max_retention_days)
+    retention = Retention(asked_days=days)
+    return RenderRequest(
+        spec=spec, n=n, priority=Priority.BATCH, cache=CachePolicy(mode), retention=retention
+    )
 
 
 def _text(data: dict[str, Any], name: str, default: str | None) -> str:

@@ -35,18 +35,20 @@ from rich.console import Console
 from rich.table import Table
 
 from rendercost.admission.lifecycle import check_retention
+from rendercost.admission.styles import check_style_names
 from rendercost.cli.common import Choices, cli_errors, load_settings
 from rendercost.domain.controls import CacheMode, CacheOutcome, CachePolicy, Retention, RewriteRecord
 from rendercost.domain.costs import Receipt
 from rendercost.domain.jobs import Job, JobState
 from rendercost.domain.money import ZERO, quantize
-from rendercost.domain.presets import DEFAULT_PRESET, PRESETS, get_preset
+from rendercost.domain.presets import DEFAULT_PRESET, PRESETS, REQUEST_SAMPLERS, get_preset, parse_sampler
 from rendercost.domain.specs import (
     RANDOM_SEED,
     OutputFormat,
     Priority,
     RenderRequest,
     RenderSpec,
+    check_overrides,
     check_seed,
     check_size,
     parse_size,
@@ -67,6 +69,7 @@ _UNIT_SHORT = {DEVICE_HOUR: "h", GB_MONTH: "GB-mo"}
 _CACHE_STATUS = {CacheOutcome.HIT: "hit", CacheOutcome.MISS: "miss"}  # anything else: "bypass"
 PRESET_CHOICES = Choices("preset", tuple(PRESETS))
 FORMAT_CHOICES = Choices("format", tuple(format_.value for format_ in OutputFormat), {"jpg": "jpeg"})
+SAMPLER_CHOICES = Choices("sampler", tuple(sampler.value for sampler in REQUEST_SAMPLERS))
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,16 @@ def render(
         int | None,
         typer.Option("--retention-days", help="Keep the stored images this long (priced for it)."),
     ] = None,
+    steps: Annotated[int | None, typer.Option(help="Denoising steps (default: the preset's).")] = None,
+    guidance_scale: Annotated[
+        float | None, typer.Option("--guidance-scale", help="CFG scale (default: the preset's).")
+    ] = None,
+    sampler: Annotated[
+        str | None, typer.Option(**SAMPLER_CHOICES.option("Sampler (default: the preset's)."))
+    ] = None,
+    style: Annotated[
+        list[str] | None, typer.Option("--style", help="A style set name; repeat for more (in order).")
+    ] = None,
 ) -> None:
     """Render PROMPT on this machine and print what each image cost, stage by stage."""
     settings = load_settings(ctx)
@@ -117,6 +130,12 @@ def render(
         settings = _with_model_path(settings, model)
         output_format = _output_format(fmt, out)
         width, height = parse_size(size or settings.default_size)
+        check_overrides(
+            steps,
+            guidance_scale,
+            max_steps=settings.max_steps,
+            max_guidance_scale=settings.max_guidance_scale,
+        )
         spec = RenderSpec(
             prompt=prompt,
             negative_prompt=negative,
@@ -126,7 +145,12 @@ def render(
             height=height,
             seed=seed,
             output_format=output_format,
+            steps=steps,
+            guidance_scale=guidance_scale,
+            sampler=parse_sampler(sampler) if sampler is not None else None,
         )
+        styles = tuple(style or ())
+        check_style_names(styles, param="style")
         _check_request(spec, n, settings)
         _check_out(out, n)
         catalog = PriceCatalog.load(settings.catalog_path)
@@ -152,6 +176,7 @@ def render(
             cache=CachePolicy(mode),
             rewrite=rewritten.record if rewritten is not None else None,
             retention=Retention(asked_days=retention_days),
+            styles=styles,
         )
         paths = _output_paths(_default_out(spec, out), n)
         outcomes = _admit_and_render(settings, registry, request, paths)
@@ -162,10 +187,12 @@ def render(
 
 
 def _with_model_path(settings: Settings, model: str | None) -> Settings:
-    """Settings that also know ``model`` when it is a diffusers folder rather than a configured name."""
+    """Settings that also know ``model`` when it is a diffusers folder or a single-file ``.safetensors``
+    checkpoint rather than a configured name."""
     if model is None or model in settings.models or model == settings.default_model:
         return settings
-    if not Path(model).expanduser().is_dir():
+    path = Path(model).expanduser()
+    if not (path.is_dir() or (path.is_file() and path.suffix == ".safetensors")):
         return settings  # an unknown name: the registry names the configured ones
     models = {**settings.models, model: ModelConfig(source=str(Path(model).expanduser()))}
     return settings.model_copy(update={"models": models})
@@ -199,7 +226,7 @@ def _check_with_model(registry: ModelRegistry, spec: RenderSpec, truncate: bool)
     registry.check_preset(spec.model, spec.preset)
     prompt = registry.check_prompt(spec.model, spec.prompt, truncate)
     negative = spec.negative_prompt
-    if negative and get_preset(spec.preset).uses_cfg:
+    if negative and spec.run_preset().uses_cfg:
         negative = registry.check_prompt(spec.model, negative, truncate, param="negative_prompt")
     return replace(spec, prompt=prompt, negative_prompt=negative)
 

@@ -1,9 +1,10 @@
-"""`rendercost serve`: the HTTP API and N in-process worker threads over one database.
+"""`rendercost serve`: the HTTP API, the web pages and N in-process worker threads over one database.
 
 ``embedded_server(settings, workers=N)`` assembles everything (database + migrations, job store,
-artifacts and their sweeper, metrics, the FastAPI app, worker threads) and is what tests start too.
-Worker threads run ``Worker.run_forever``; the model runs in them, never on the event loop. On a fresh
-install (no API keys) an admin key is made, printed, and written to ``data_dir/admin-key`` (mode 0600).
+artifacts and their sweeper, metrics, the FastAPI app with the web pages (``web.app``), worker
+threads) and is what tests start too. Worker threads run ``Worker.run_forever``; the model runs in them,
+never on the event loop. On a fresh install (no API keys) an admin key is made, printed, and written to
+``data_dir/admin-key`` (mode 0600).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from rendercost.domain.jobs import Job
     from rendercost.domain.runner import Runner
     from rendercost.execution.worker.loop import Worker
+    from rendercost.observability.ops_server import OpsServer
     from rendercost.settings import Settings
 
 ADMIN_KEY_FILE = "admin-key"  # in data_dir
@@ -140,7 +142,7 @@ def embedded_server(
     # The API (fastapi), the execution package (torch, diffusers) and the stores: imported only when a
     # server is assembled, so the other commands and ``--help`` start without them.
     from rendercost.admission.rewrite import PromptRewriter
-    from rendercost.api.app import build_services, create_app
+    from rendercost.api.app import build_services
     from rendercost.artifacts.factory import open_artifact_store
     from rendercost.artifacts.maintenance import MaintenanceThread, build_maintenance
     from rendercost.db.engine import create_db_engine
@@ -153,6 +155,7 @@ def embedded_server(
     from rendercost.execution.worker.setup import LockedRunner, build_worker, default_worker_id, idle_metered
     from rendercost.observability.metrics import MeteredRunner, Metrics
     from rendercost.queue.sql_store import SqlJobStore
+    from rendercost.web.app import create_web_app
 
     engine = create_db_engine(settings.resolved_database_url)
     stack = ExitStack()  # the device's idle meter: closed after the workers stop
@@ -194,7 +197,7 @@ def embedded_server(
             settings=settings,
             engine=engine,
             services=services,
-            app=create_app(services, run_webhooks=webhooks),
+            app=create_web_app(services, run_webhooks=webhooks),
             admin_key=services.keys.ensure_admin_key(admin_key_path),
             admin_key_path=admin_key_path,
             stop=stop,
@@ -249,8 +252,25 @@ def serve(
     settings = load_settings(ctx, host=host, port=port)
     configure_logging()
     with cli_errors(), embedded_server(settings, workers=0 if no_worker else workers) as server:
+        ops = _metrics_endpoint(server)
         _announce(server, settings.host, settings.port)
         config = uvicorn.Config(
             server.app, host=settings.host, port=settings.port, log_config=None, access_log=False
         )
-        uvicorn.Server(config).run()
+        try:
+            uvicorn.Server(config).run()
+        finally:
+            if ops is not None:
+                ops.close()
+
+
+def _metrics_endpoint(server: EmbeddedServer) -> OpsServer | None:
+    """With ``metrics_bind`` set, /metrics on that address (the API's own answers 404)."""
+    from rendercost.observability.ops_server import OpsServer
+
+    bind = server.settings.metrics_bind
+    if bind is None:
+        return None
+    ops = OpsServer(bind, server.services.metrics.registry).start()
+    typer.echo(f"metrics on http://{bind}/metrics")
+    return ops

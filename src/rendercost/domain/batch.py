@@ -53,3 +53,4 @@ class RenderResult:
     device: str  # torch device it ran on, e.g. "cpu", "cuda:0"
     skipped_stages: dict[Stage, str] = field(default_factory=dict)  # stage -> reason (e.g. "cache_hit")
     avoided_seconds: dict[Stage, float] = field(default_factory=dict)  # skipped stage -> est. whole-batch s
+    weights_sha256: str = ""  # the model's weights fingerprint (a single file's SHA-256); "" if unknown

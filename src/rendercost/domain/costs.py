@@ -22,6 +22,7 @@ class Stage(StrEnum):
     POSTPROCESS = "postprocess"  # tensor to PNG/WebP/JPEG bytes
     STORAGE = "storage"  # bytes stored (priced per GB-month and per PUT)
     IDLE = "idle"  # a worker's device time with nothing to do (not part of any render)
+    INTERRUPTED = "interrupted"  # device time of an attempt cut short (SIGTERM, spot reclaim): redone
 
 
 DEVICE_STAGES: tuple[Stage, ...] = (

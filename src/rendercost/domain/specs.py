@@ -17,6 +17,7 @@ from typing import Any
 
 from rendercost.domain.controls import CachePolicy, ClientInfo, Retention, RewriteRecord
 from rendercost.domain.costs import Attribution
+from rendercost.domain.presets import Preset, Sampler, get_preset
 from rendercost.errors import InvalidRequest
 
 MAX_SEED = 2**32 - 1  # seeds index a torch.Generator; image i uses seed + i, so seed + n - 1 <= MAX_SEED
@@ -128,6 +129,23 @@ def resolve_seed(seed: int | None, n: int, *, param: str = "seed") -> int:
     return seed
 
 
+_OVERRIDES = ("steps", "guidance_scale", "sampler")
+
+
+def check_overrides(
+    steps: int | None, guidance_scale: float | None, *, max_steps: int, max_guidance_scale: float
+) -> None:
+    """The limits on a request's overrides: ``1 <= steps <= max_steps`` and ``0 <= guidance_scale <=
+    max_guidance_scale`` (``settings.max_steps``, ``settings.max_guidance_scale``); ``InvalidRequest``
+    naming the field."""
+    if steps is not None and not 1 <= steps <= max_steps:
+        raise InvalidRequest(f"steps must be between 1 and {max_steps}", param="steps")
+    if guidance_scale is not None and not 0.0 <= guidance_scale <= max_guidance_scale:
+        raise InvalidRequest(
+            f"guidance_scale must be between 0 and {max_guidance_scale:g}", param="guidance_scale"
+        )
+
+
 @dataclass(frozen=True)
 class RenderSpec:
     """Everything that decides one image's pixels (and its file format)."""
@@ -141,21 +159,37 @@ class RenderSpec:
     seed: int = 0  # resolved seed, 0..MAX_SEED (never RANDOM_SEED here)
     loras: tuple[LoraRef, ...] = ()  # style LoRAs, applied on top of the preset's speed LoRA
     output_format: OutputFormat = OutputFormat.PNG  # encoding of the output file
+    # per-request overrides of the preset (None: the preset's value); checked by ``check_overrides``
+    steps: int | None = None  # denoising steps
+    guidance_scale: float | None = None  # CFG scale; <= 1 runs without the negative branch
+    sampler: Sampler | None = None  # one of ``presets.REQUEST_SAMPLERS``
 
     @property
     def batch_key(self) -> tuple[Any, ...]:
         """Specs with the same key can share one pipeline call."""
         loras = tuple(sorted((lora.name, lora.weight) for lora in self.loras))
-        return (self.model, self.preset, self.width, self.height, loras)
+        overrides = (self.steps, self.guidance_scale, self.sampler)
+        return (self.model, self.preset, self.width, self.height, loras, overrides)
+
+    def run_preset(self, base: Preset | None = None) -> Preset:
+        """What actually runs: ``base`` (default: the preset named) with this spec's overrides."""
+        preset = base if base is not None else get_preset(self.preset)
+        return preset.overridden(steps=self.steps, guidance_scale=self.guidance_scale, sampler=self.sampler)
 
     @property
     def pixels(self) -> int:
         return self.width * self.height
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready; an override left None is left out (so specs without overrides keep their hash)."""
         data = asdict(self)
         data["output_format"] = str(self.output_format)
         data["loras"] = [asdict(lora) for lora in self.loras]
+        for name in _OVERRIDES:
+            if data[name] is None:
+                del data[name]
+        if self.sampler is not None:
+            data["sampler"] = str(self.sampler)
         return data
 
     @classmethod
@@ -163,6 +197,8 @@ class RenderSpec:
         values = dict(data)
         values["loras"] = tuple(LoraRef(**lora) for lora in values.get("loras", ()))
         values["output_format"] = OutputFormat(values.get("output_format", "png"))
+        if values.get("sampler") is not None:
+            values["sampler"] = Sampler(values["sampler"])
         return cls(**values)
 
     def content_hash(self, model_fingerprint: str = "") -> str:
@@ -179,11 +215,18 @@ class RenderRequest:
     spec: RenderSpec  # template; its seed is the first image's seed
     n: int = 1  # images, 1..max_n
     priority: Priority = Priority.INTERACTIVE  # planning class
-    styles: tuple[str, ...] = ()  # style names applied before rendering (prompt rewriting)
+    styles: tuple[str, ...] = ()  # style names asked for (admission applies the style set's templates)
     cache: CachePolicy = field(default_factory=CachePolicy)  # exact-result cache mode and outcome
     rewrite: RewriteRecord | None = None  # the prompt rewrite done at admission, if any
     client: ClientInfo = field(default_factory=ClientInfo)  # which door, which end user
     retention: Retention = field(default_factory=Retention)  # how long its images are kept (admission)
+    styles_applied: tuple[str, ...] = ()  # the style set's templates admission applied to ``spec``
+
+    @property
+    def rewrite_styles(self) -> tuple[str, ...]:
+        """The asked styles no template was applied for: what the rewrite step reads."""
+        applied = {name.casefold() for name in self.styles_applied}
+        return tuple(name for name in self.styles if name.strip().casefold() not in applied)
 
     def image_specs(self) -> list[RenderSpec]:
         """One spec per image, with seeds ``seed + i``."""
@@ -204,6 +247,7 @@ class RenderRequest:
             "rewrite": self.rewrite.to_dict() if self.rewrite is not None else None,
             "client": self.client.to_dict(),
             "retention": self.retention.to_dict(),
+            "styles_applied": list(self.styles_applied),
         }
 
     @classmethod
@@ -219,4 +263,5 @@ class RenderRequest:
             rewrite=RewriteRecord.from_dict(rewrite) if isinstance(rewrite, dict) else None,
             client=ClientInfo.from_dict(data.get("client") or {}),
             retention=Retention.from_dict(data.get("retention") or {}),
+            styles_applied=tuple(data.get("styles_applied", ())),
         )

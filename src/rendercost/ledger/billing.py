@@ -14,17 +14,19 @@ from the jobs whose images ran alone.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, func, select
 
 from rendercost.artifacts.protocol import ArtifactRef
 from rendercost.db.clock import Clock, utcnow
-from rendercost.domain.costs import Attribution, CostLine
+from rendercost.domain.costs import Attribution, CostLine, Stage
 from rendercost.domain.jobs import Job
 from rendercost.domain.results import JobResult
 from rendercost.domain.specs import RenderRequest
 from rendercost.ledger.ledger import Ledger
 from rendercost.ledger.savings import SavingsBook
+from rendercost.ledger.tables import cost_lines
 from rendercost.queue.sql_store import SqlJobStore
 from rendercost.settings import Settings
 
@@ -131,6 +133,23 @@ class Biller:
     ) -> None:
         now = job.finished_at or self._clock()
         self._savings.record(conn, lines, job.request, job.attribution, now=now, learn=learn)
+
+    def interrupted(self, job: Job, line: CostLine) -> bool:
+        """Book the device time of ``job``'s attempt that was cut short (a drain ran out of time, a spot
+        machine was reclaimed) and must be redone: one ``Stage.INTERRUPTED`` line billed to the job's
+        attribution, so an interruption's cost shows in reports beside the receipts. Each interruption
+        of a job is its own line, numbered ``image_index`` -1, -2, ... in booking order (``line``'s own
+        index is ignored). True when written. ``ValueError`` (nothing written) for a line of another
+        stage or job."""
+        if line.stage != Stage.INTERRUPTED:
+            raise ValueError("interrupted() books only Stage.INTERRUPTED lines")
+        check_lines_belong(job.id, [line])
+        booked = select(func.count()).where(
+            cost_lines.c.job_id == job.id, cost_lines.c.stage == str(Stage.INTERRUPTED)
+        )
+        with self._store.transaction() as conn:
+            numbered = replace(line, image_index=-1 - int(conn.execute(booked).scalar_one()))
+            return self._ledger.insert_lines(conn, [numbered], job.attribution) == 1
 
 
 def result_lines(result: JobResult) -> list[CostLine]:

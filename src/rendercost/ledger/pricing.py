@@ -23,7 +23,6 @@ from decimal import Decimal
 from rendercost.domain.batch import BatchPlan, RenderResult
 from rendercost.domain.costs import DEVICE_STAGES, CostLine, PricingModel, Stage
 from rendercost.domain.money import SECONDS_PER_HOUR, ZERO, cost_of_seconds, quantize, split_exact
-from rendercost.domain.presets import get_preset
 from rendercost.domain.specs import RenderRequest, RenderSpec
 from rendercost.ledger.catalog import PriceCatalog
 from rendercost.llm_gateway.types import RewriteResult
@@ -36,8 +35,9 @@ GB_MONTH = "GB-month"
 
 
 def work_units(spec: RenderSpec) -> int:
-    """What one image asks of the device: ``pixels x denoising steps`` of its preset."""
-    return spec.pixels * get_preset(spec.preset).steps
+    """What one image asks of the device: ``pixels x denoising steps`` that ran (the preset's, or the
+    request's ``steps``)."""
+    return spec.pixels * spec.run_preset().steps
 
 
 def price_batch(

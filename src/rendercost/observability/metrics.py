@@ -6,7 +6,9 @@ collide); ``serve`` builds one and hands it to the app and to the in-process wor
 samples are floats. The ledger stays the book of record.
 
 Queue depth is read from the job store at scrape time (``QueueDepthCollector``), so it is right even
-when other processes enqueue or claim.
+when other processes enqueue or claim. Every registry also carries the process's own metrics
+(``process_*``, ``python_info``) and ``rendercost_build_info{version}``; counters export no duplicate
+``_created`` series (``disable_created_metrics``, process-wide, on import).
 """
 
 from __future__ import annotations
@@ -14,10 +16,20 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from decimal import Decimal
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from rendercost import __version__
 from rendercost.domain.batch import BatchPlan, RenderResult
 from rendercost.domain.costs import CostLine
 from rendercost.domain.runner import Runner, StepCallback
@@ -29,13 +41,22 @@ COST_BUCKETS = (1e-7, 1e-6, 1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 1e-2, 5e-2, 0.1)
 
 DepthReader = Callable[[], Mapping[tuple[str, str], int]]  # (priority, model) -> queued jobs
 
+disable_created_metrics()  # type: ignore[no-untyped-call]  # no `_created` twin of every counter
+
 
 class Metrics:
     """The metric families; methods record one event each and never raise on odd label values."""
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, registry: CollectorRegistry | None = None, *, component: str = "api") -> None:
         self.registry = registry or CollectorRegistry(auto_describe=True)
         r = self.registry
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        self.build_info = Gauge(
+            "rendercost_build_info", "Always 1; the labels say which rendercost this process runs.",
+            ["version", "component"], registry=r,
+        )  # fmt: skip
+        self.build_info.labels(__version__, component).set(1)
         self.http_requests = Counter(
             "rendercost_http_requests", "HTTP requests by route template and status.",
             ["method", "route", "status"], registry=r,
@@ -76,6 +97,19 @@ class Metrics:
         self.webhooks = Counter(
             "rendercost_webhook_deliveries", "Webhook deliveries by outcome.", ["outcome"], registry=r
         )
+
+    def watch_worker(self, worker_id: str, held: Callable[[], int], draining: Callable[[], bool]) -> None:
+        """Export a worker's jobs held and whether it is draining, read at each scrape."""
+        held_jobs = Gauge(
+            "rendercost_worker_held_jobs", "Jobs this worker holds (claimed, not settled).", ["worker"],
+            registry=self.registry,
+        )  # fmt: skip
+        held_jobs.labels(worker_id).set_function(lambda: float(held()))
+        drain = Gauge(
+            "rendercost_worker_draining", "1 while this worker drains (SIGTERM), else 0.", ["worker"],
+            registry=self.registry,
+        )  # fmt: skip
+        drain.labels(worker_id).set_function(lambda: 1.0 if draining() else 0.0)
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         self.http_requests.labels(method, route, str(status)).inc()

@@ -5,7 +5,7 @@ SQL store's transaction seam) and is the only writer of cost lines."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -43,8 +43,16 @@ class JobStore(Protocol):
         after that job id (the last of the previous page: no job is skipped on equal times)."""
         ...
 
-    def claim(self, worker_id: str, limit: int, *, lease_seconds: float) -> list[Job]:
-        """Lease up to ``limit`` runnable queued jobs (interactive first, then oldest) to ``worker_id``."""
+    def claim(
+        self,
+        worker_id: str,
+        limit: int,
+        *,
+        lease_seconds: float,
+        priorities: Collection[Priority] = ...,
+    ) -> list[Job]:
+        """Lease up to ``limit`` runnable queued jobs of ``priorities`` (default: all; interactive
+        first, then oldest) to ``worker_id``."""
         ...
 
     def heartbeat(self, worker_id: str, job_ids: Sequence[str], *, lease_seconds: float) -> None:

@@ -11,7 +11,7 @@ exactly once. State changes go through ``domain.jobs.check_transition``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -40,6 +40,7 @@ from rendercost.domain.jobs import Job, JobState, check_transition, new_job_id
 from rendercost.domain.results import JobResult
 from rendercost.domain.specs import Priority, RenderRequest
 from rendercost.errors import Conflict, InvalidRequest, NotFound
+from rendercost.queue.claims import ALL_PRIORITIES, claim_jobs, runnable
 from rendercost.queue.codec import PRIORITY_RANK, encode_payload, job_from_row
 from rendercost.queue.tables import MAX_ERROR_LENGTH, MAX_IDEMPOTENCY_KEY_LENGTH, jobs
 from rendercost.settings import Settings
@@ -232,42 +233,27 @@ class SqlJobStore:
 
     # -- the worker's side ------------------------------------------------------------------------
 
-    def claim(self, worker_id: str, limit: int, *, lease_seconds: float) -> list[Job]:
-        """Lease up to ``limit`` runnable queued jobs (interactive first, then oldest) to ``worker_id``.
-        Each claim counts one attempt."""
+    def claim(
+        self,
+        worker_id: str,
+        limit: int,
+        *,
+        lease_seconds: float,
+        priorities: Collection[Priority] = ALL_PRIORITIES,
+    ) -> list[Job]:
+        """Lease up to ``limit`` runnable queued jobs of ``priorities`` (interactive first, then
+        oldest) to ``worker_id``; each claim counts one attempt (see ``queue.claims``)."""
         _check_lease_seconds(lease_seconds)
-        if limit <= 0:
-            return []
-        now = self._clock()
-        check_transition(JobState.QUEUED, JobState.RUNNING)
-        claim_order = (_aged_rank(now - timedelta(seconds=self._aging_s)), jobs.c.created_at, jobs.c.seq)
         with self._engine.begin() as conn:
-            pick = (
-                select(jobs.c.id)
-                .where(jobs.c.state == str(JobState.QUEUED), _runnable(now))
-                .order_by(*claim_order)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
+            return claim_jobs(
+                conn,
+                worker_id,
+                limit,
+                now=self._clock(),
+                lease_seconds=lease_seconds,
+                aging_seconds=self._aging_s,
+                priorities=priorities,
             )
-            ids = list(conn.execute(pick).scalars())
-            if not ids:
-                return []
-            conn.execute(
-                update(jobs)
-                .where(jobs.c.id.in_(ids))
-                .values(
-                    state=str(JobState.RUNNING),
-                    attempts=jobs.c.attempts + 1,
-                    lease_owner=worker_id,
-                    lease_expires_at=now + timedelta(seconds=lease_seconds),
-                    not_before=None,
-                    progress=0.0,
-                    started_at=func.coalesce(jobs.c.started_at, now),
-                    updated_at=now,
-                )
-            )
-            rows = conn.execute(select(jobs).where(jobs.c.id.in_(ids)).order_by(*claim_order)).mappings()
-            return [job_from_row(row) for row in rows]
 
     def heartbeat(self, worker_id: str, job_ids: Sequence[str], *, lease_seconds: float) -> None:
         """Extend the leases ``worker_id`` holds on ``job_ids``; jobs it no longer holds are skipped."""
@@ -469,7 +455,7 @@ class SqlJobStore:
             query = (
                 select(func.count())
                 .select_from(jobs)
-                .where(jobs.c.state == str(JobState.QUEUED), _runnable(now), ahead)
+                .where(jobs.c.state == str(JobState.QUEUED), runnable(now), ahead)
             )
             return int(conn.execute(query).scalar_one()) + 1
 
@@ -500,12 +486,6 @@ def _check_lease_seconds(lease_seconds: float) -> None:
         raise ValueError(f"lease_seconds must be positive, not {lease_seconds}")
 
 
-def _aged_rank(aged_before: datetime) -> ColumnElement[Any]:
-    """Claim rank with aging: batch jobs created before ``aged_before`` rank as interactive."""
-    interactive = PRIORITY_RANK[Priority.INTERACTIVE]
-    return case((jobs.c.created_at <= aged_before, interactive), else_=jobs.c.priority_rank)
-
-
 def _listed_after(conn: Connection, job_id: str, tenant: str | None) -> ColumnElement[bool]:
     """Jobs that ``list_jobs`` orders after ``job_id`` (older, or as old and submitted earlier)."""
     query = select(jobs.c.created_at, jobs.c.seq, jobs.c.tenant).where(jobs.c.id == job_id)
@@ -516,10 +496,6 @@ def _listed_after(conn: Connection, job_id: str, tenant: str | None) -> ColumnEl
         jobs.c.created_at < cursor.created_at,
         and_(jobs.c.created_at == cursor.created_at, jobs.c.seq < cursor.seq),
     )
-
-
-def _runnable(now: datetime) -> ColumnElement[bool]:
-    return or_(jobs.c.not_before.is_(None), jobs.c.not_before <= now)
 
 
 def _held_by(worker_id: str) -> ColumnElement[bool]:

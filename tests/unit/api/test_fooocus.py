@@ -130,7 +130,7 @@ def test_sync_base64_answers_images_with_their_seeds_and_receipts(api: Api) -> N
     billed = Decimal(response.headers["X-Rendercost-Cost-USD"])
     assert sum(Decimal(extra["cost_usd"]) for extra in extras) == billed > 0
     assert extras[0]["styles_applied"] == ["Fooocus Enhance", "Fooocus Sharp"]
-    assert set(extras[0]["ignored"]) == {"sharpness", "guidance_scale"}
+    assert set(extras[0]["ignored"]) == {"sharpness"}  # guidance_scale is acted on (Speed, Quality)
     job = api.client.get(f"/v1/jobs/{extras[0]['job_id']}", headers=api.headers()).json()
     assert job["preset"] == "speed" and job["request"]["extra"]["api"] == "fooocus"
     assert job["request"]["spec"]["prompt"].startswith("a girl in the ground")  # wrapped by the styles

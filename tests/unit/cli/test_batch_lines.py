@@ -29,6 +29,7 @@ def test_full_line(settings: Settings) -> None:
             "seed": 42,
             "model": "default",
             "format": "jpg",
+            "retention_days": 90,
         }
     )
     request = parse_line(line, settings)
@@ -38,6 +39,7 @@ def test_full_line(settings: Settings) -> None:
     assert (spec.prompt, spec.negative_prompt, spec.preset) == ("a barn owl", "blurry", "lightning")
     assert (spec.width, spec.height, spec.seed) == (64, 128, 42)
     assert spec.output_format is OutputFormat.JPEG
+    assert request.retention.asked_days == 90  # granted at admission
 
 
 def test_defaults_and_random_seed(settings: Settings) -> None:
@@ -64,6 +66,8 @@ def test_defaults_and_random_seed(settings: Settings) -> None:
         ('{"prompt": "x", "seed": 4294967295, "n": 2}', "seed must be"),
         ('{"prompt": "x", "model": "sdxl-base"}', "unknown model"),
         ('{"prompt": "x", "format": "gif"}', "format 'gif'"),
+        ('{"prompt": "x", "retention_days": 366}', "longest retention allowed here (365 days)"),
+        ('{"prompt": "x", "retention_days": "1"}', "retention_days must be an integer"),
     ],
 )
 def test_bad_lines_name_their_fault(settings: Settings, line: str, message: str) -> None:

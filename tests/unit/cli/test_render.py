@@ -1,5 +1,6 @@
 """`rendercost render` end to end on the real tiny model (CPU, 64 px, the 4-step lightning preset)."""
 
+import hashlib
 import io
 import json
 from decimal import Decimal
@@ -14,6 +15,7 @@ from typer.testing import CliRunner, Result
 from rendercost.artifacts.metadata import read_receipt
 from rendercost.cli import app
 from rendercost.domain.specs import MAX_SEED
+from tests.fixtures.single_file import TinyCheckpoint
 
 pytestmark = pytest.mark.slow
 
@@ -200,3 +202,39 @@ def test_own_price_catalog_is_used(tmp_path: Path, env: dict[str, str | None]) -
     assert (denoise["device_type"], denoise["unit_price"]) == ("my-box", "3600")
     # 3600 USD per hour is 1 USD per device-second
     assert Decimal(denoise["cost_usd"]) == Decimal(repr(denoise["device_seconds"])).quantize(Decimal("1e-10"))
+
+
+def test_a_single_file_checkpoint_renders_with_overrides_and_styles(
+    tmp_path: Path, env: dict[str, str | None], tiny_checkpoint: TinyCheckpoint
+) -> None:
+    from rendercost.admission.styles import apply_styles
+    from rendercost.artifacts.a1111 import parse_parameters
+
+    file_env = {
+        **env,
+        "RENDERCOST_MODELS__TINYFILE__SOURCE": str(tiny_checkpoint.path),
+        "RENDERCOST_MODELS__TINYFILE__CONFIG": str(tiny_checkpoint.config),
+    }
+    out = tmp_path / "fox.png"
+    args = ["a fox", "--model", "tinyfile", "--size", "64x64", "--seed", "5", "--out", str(out), "--json"]
+    overrides = ["--steps", "2", "--guidance-scale", "3", "--sampler", "dpmpp_2m", "--style", "noir"]
+    _json(_render(tmp_path, file_env, *args, *overrides))
+
+    payload = _embedded(out)
+    with Image.open(out) as image:
+        params = parse_parameters(image.text["parameters"])  # type: ignore[attr-defined]
+    file_hash = hashlib.sha256(tiny_checkpoint.path.read_bytes()).hexdigest()
+    assert payload["model_hash"] == file_hash and params.model_hash == file_hash[:10]
+    assert (params.steps, params.cfg_scale, params.sampler, params.seed) == (2, 3.0, "DPM++ 2M", 5)
+    assert params.prompt == apply_styles("a fox", "", ["noir"]).prompt
+
+
+def test_out_of_range_overrides_and_unknown_styles_exit_2(tmp_path: Path, env: dict[str, str | None]) -> None:
+    for bad, param in (
+        (["--steps", "0"], "steps"),
+        (["--sampler", "plms"], "sampler"),
+        (["--style", "nope"], "style"),
+    ):
+        result = _render(tmp_path, env, "a fox", *FAST, *bad)
+        assert result.exit_code == 2, result.output
+        assert param in result.output

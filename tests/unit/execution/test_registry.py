@@ -115,7 +115,7 @@ def test_fingerprint_is_memoized_and_follows_the_files(
         raise AssertionError(f"{path} was hashed again")
 
     with monkeypatch.context() as patch:
-        patch.setattr(fingerprint_module, "_sha256", no_reading)
+        patch.setattr(fingerprint_module, "sha256_file", no_reading)
         assert ModelRegistry(settings).fingerprint("default") == first  # from the memo
     (folder / "scheduler" / "scheduler_config.json").write_text(json.dumps({"changed": True}))
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from rendercost.domain.presets import get_preset
 from rendercost.errors import ModelLoadFailed, PresetUnavailable, UnknownLora
+from rendercost.execution.models import single_file
 from rendercost.execution.models.manifest import MODEL_LORA_DIR, read_speed_loras
 from rendercost.settings import DEFAULT_MODEL_NAME, Settings
 
@@ -26,10 +27,12 @@ class SettingsModelCatalog:
         self.settings = settings
 
     def names(self) -> Collection[str]:
-        return {*self.settings.models, self.settings.default_model}
+        return {*single_file.with_discovered(self.settings), self.settings.default_model}
 
     def _model_dir(self, model: str) -> Path | None:
-        config = self.settings.models.get(model)
+        config = single_file.with_discovered(self.settings).get(model)
+        if config is not None and single_file.is_single_file(config.source):
+            return None  # a checkpoint file: no folder of its own (LoRAs come from the LoRA folders)
         if config is not None:
             folder = Path(config.source).expanduser()
             return folder if folder.is_dir() else None

@@ -28,7 +28,8 @@ def _files(folder: Path) -> list[Path]:
     return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """SHA-256 (hex) of a file's bytes, read in 1 MiB chunks."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         while chunk := handle.read(_CHUNK):
@@ -50,13 +51,14 @@ def fingerprint_folder(folder: Path, memo_dir: Path) -> str:
         pass  # no memo yet, or an unreadable one: recompute
     digest = hashlib.sha256()
     for path, (relative, _, _) in zip(files, stamp, strict=True):
-        digest.update(f"{relative}\0{_sha256(path)}\n".encode())
+        digest.update(f"{relative}\0{sha256_file(path)}\n".encode())
     fingerprint = digest.hexdigest()
-    _write_memo(memo, {"folder": str(folder), "files": stamp, "fingerprint": fingerprint})
+    write_memo(memo, {"folder": str(folder), "files": stamp, "fingerprint": fingerprint})
     return fingerprint
 
 
-def _write_memo(memo: Path, data: dict[str, object]) -> None:
+def write_memo(memo: Path, data: dict[str, object]) -> None:
+    """Write ``data`` as JSON to ``memo`` atomically (temp file + rename)."""
     memo.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=memo.parent, suffix=".tmp")
     with os.fdopen(handle, "w") as out:

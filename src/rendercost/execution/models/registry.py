@@ -22,6 +22,7 @@ from transformers.utils import logging as transformers_logging
 
 from rendercost.domain.presets import Preset, get_preset
 from rendercost.errors import ModelLoadFailed, PresetUnavailable, PromptTooLong, UnknownLora, UnknownModel
+from rendercost.execution.models import single_file
 from rendercost.execution.models.fingerprint import fingerprint_folder
 from rendercost.execution.models.loras import WarmAdapters, find_lora
 from rendercost.execution.models.manifest import MODEL_LORA_DIR, read_speed_loras
@@ -66,7 +67,7 @@ class ModelRegistry:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._configs: dict[str, ModelConfig] = dict(settings.models)
+        self._configs: dict[str, ModelConfig] = single_file.with_discovered(settings)
         self._embedded: str | None = None
         if settings.default_model not in self._configs:
             self._embedded = settings.default_model
@@ -96,11 +97,19 @@ class ModelRegistry:
         return [self._status(name) for name in self.names()]
 
     def _status(self, name: str) -> ModelStatus:
-        source = self._configs[name].source
+        config = self._configs[name]
+        source = config.source
         with self._lock:
             loaded = self._loaded.get(name)
         if loaded is not None:
             return ModelStatus(name, source, True, f"loaded on {loaded.device} ({_dtype_name(loaded.dtype)})")
+        if single_file.is_single_file(source):
+            try:
+                path = single_file.checkpoint_file(name, source)
+                single_file.config_folder(name, config.config)
+            except ModelLoadFailed as exc:
+                return ModelStatus(name, source, False, exc.message)
+            return ModelStatus(name, source, True, f"single-file checkpoint ({path})")
         if name == self._embedded and not (Path(source) / MODEL_INDEX).is_file():
             return ModelStatus(name, source, True, "embedded tiny model, built on first use")
         try:
@@ -137,7 +146,10 @@ class ModelRegistry:
         config = self._configs.get(name)
         if config is not None:
             return config
-        if allow_paths and (is_hub_id(name) or Path(name).expanduser().is_dir()):
+        path = Path(name).expanduser()
+        if allow_paths and (
+            is_hub_id(name) or path.is_dir() or (path.is_file() and single_file.is_single_file(name))
+        ):
             return ModelConfig(source=name)
         configured = ", ".join(self.names())
         raise UnknownModel(f"unknown model {name!r}; configured models: {configured}", param="model")
@@ -150,7 +162,11 @@ class ModelRegistry:
                 return self._folders[name]
         if name == self._embedded:
             self._ensure_tiny_model(Path(config.source))
-        folder = resolve_source(config.source)
+        if single_file.is_single_file(config.source):  # its configs and tokenizers
+            single_file.checkpoint_file(name, config.source)
+            folder = single_file.config_folder(name, config.config)
+        else:
+            folder = resolve_source(config.source)
         with self._lock:
             self._folders[name] = folder
         return folder
@@ -172,7 +188,12 @@ class ModelRegistry:
             torch.set_num_threads(self._settings.torch_threads)
         device = _resolve_device(config.device, self._settings.device)
         dtype = _resolve_dtype(config.dtype, device)
-        pipeline = _load_pipeline(name, folder, dtype, device)
+        checkpoint = (
+            single_file.checkpoint_file(name, config.source)
+            if single_file.is_single_file(config.source)
+            else None
+        )
+        pipeline = _load_pipeline(name, folder, dtype, device, checkpoint)
         speedups.apply_speedups(pipeline, self._settings.speed, device)
         return LoadedModel(
             name=name,
@@ -189,12 +210,18 @@ class ModelRegistry:
     # -- facts about a model (no pipeline needed) --------------------------------------------------
 
     def fingerprint(self, name: str, *, allow_paths: bool = False) -> str:
-        """SHA-256 over the model folder's files (speed LoRAs and manifest included), memoized."""
+        """SHA-256 over the model folder's files (speed LoRAs and manifest included), or of a single-file
+        checkpoint's bytes; memoized."""
         with self._lock:
             if name in self._fingerprints:
                 return self._fingerprints[name]
         folder = self.folder(name, allow_paths=allow_paths)
-        value = fingerprint_folder(folder, self._settings.data_dir / "cache" / "fingerprints")
+        memo_dir = self._settings.data_dir / "cache" / "fingerprints"
+        source = self._config(name, allow_paths).source
+        if single_file.is_single_file(source):
+            value = single_file.file_sha256(single_file.checkpoint_file(name, source), memo_dir)
+        else:
+            value = fingerprint_folder(folder, memo_dir)
         with self._lock:
             self._fingerprints[name] = value
         return value
@@ -313,16 +340,20 @@ def _resolve_dtype(dtype: str, device: str) -> torch.dtype:
     return _DTYPES[dtype]
 
 
-def _load_pipeline(name: str, folder: Path, dtype: torch.dtype, device: str) -> Any:
+def _load_pipeline(name: str, folder: Path, dtype: torch.dtype, device: str, checkpoint: Path | None) -> Any:
+    """The pipeline from a diffusers folder, or from ``checkpoint`` over the config ``folder``."""
     diffusers_logging.disable_progress_bar()  # a server's log is no place for progress bars
     transformers_logging.disable_progress_bar()
     try:
-        pipeline = StableDiffusionXLPipeline.from_pretrained(
-            str(folder), dtype=dtype, local_files_only=True, add_watermarker=False, use_safetensors=True
-        )
+        if checkpoint is not None:
+            pipeline = single_file.load_pipeline(checkpoint, folder, dtype, {"add_watermarker": False})
+        else:
+            pipeline = StableDiffusionXLPipeline.from_pretrained(
+                str(folder), dtype=dtype, local_files_only=True, add_watermarker=False, use_safetensors=True
+            )
         pipeline.to(device)
     except Exception as exc:  # diffusers/transformers/torch raise many types for unreadable weights
-        raise ModelLoadFailed(f"model {name!r} ({folder}) cannot be loaded: {exc}") from exc
+        raise ModelLoadFailed(f"model {name!r} ({checkpoint or folder}) cannot be loaded: {exc}") from exc
     pipeline.set_progress_bar_config(disable=True)
     return pipeline
 

@@ -1,4 +1,5 @@
-"""Preset samplers as diffusers noise schedulers (see ../shared/reference/presets.md).
+"""Samplers as diffusers noise schedulers: the presets' (see ../shared/reference/presets.md) and the
+ones a request may name (``domain.presets.REQUEST_SAMPLERS``).
 
 "Noise scheduler" is diffusers' scheduler: it picks timesteps and steps the latents. The batching
 step that picks jobs is ``batching.BatchPlanner``, never called a scheduler here.
@@ -11,8 +12,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from diffusers import (
+    DDIMScheduler,
     DPMSolverMultistepScheduler,
     DPMSolverSDEScheduler,
+    EulerAncestralDiscreteScheduler,
     EulerDiscreteScheduler,
     LCMScheduler,
 )
@@ -36,6 +39,14 @@ NOISE_SCHEDULERS: dict[Sampler, tuple[type[Any], dict[str, Any]]] = {
     Sampler.EULER_TRAILING: (EulerDiscreteScheduler, {"timestep_spacing": "trailing"}),
     # DPM++ SDE Karras (second order: two UNet passes per step but the last); needs torchsde
     Sampler.DPMPP_SDE_KARRAS: (DPMSolverSDEScheduler, {"use_karras_sigmas": True}),
+    # the request-only samplers (A1111 names: DPM++ 2M, Euler a, Euler, DDIM)
+    Sampler.DPMPP_2M: (
+        DPMSolverMultistepScheduler,
+        {"algorithm_type": "dpmsolver++", "solver_order": 2, "use_karras_sigmas": False},
+    ),
+    Sampler.EULER_A: (EulerAncestralDiscreteScheduler, {}),
+    Sampler.EULER: (EulerDiscreteScheduler, {}),
+    Sampler.DDIM: (DDIMScheduler, {}),
 }
 
 

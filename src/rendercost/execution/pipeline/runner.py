@@ -5,7 +5,8 @@
     1. check inputs        (not billed: names, sizes, preset, LoRAs, prompt lengths; warm the LoRAs)
     2. encode prompts      Stage.TEXT_ENCODE      both CLIP encoders; negatives only when CFG > 1
     3. prepare latents     Stage.PREPARE_LATENTS  one generator per image, seeded with its spec's seed
-    4. denoise             Stage.DENOISE          the preset's sampler, steps, guidance and speed LoRA
+    4. denoise             Stage.DENOISE          the preset's sampler, steps, guidance (or the spec's
+                                                  overrides of them) and speed LoRA
     5. decode              Stage.DECODE           VAE, upcast where the model asks for it
     6. post-process        Stage.POSTPROCESS      pixels to PNG/WebP/JPEG bytes
 
@@ -17,7 +18,7 @@ calls ``run`` from a thread; one call at a time per pipeline (the model's lock).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +101,8 @@ class DiffusersRunner:
                     images = self._decode(batch, latents)  # 5
         with timer.stage(Stage.POSTPROCESS):
             rendered = self._postprocess(plan, images)  # 6
-        return self._result(plan, rendered, timer.seconds, model.device, embeddings_cached=cached)
+        result = self._result(plan, rendered, timer.seconds, model.device, embeddings_cached=cached)
+        return replace(result, weights_sha256=model.fingerprint)
 
     def _result(
         self,
@@ -135,14 +137,15 @@ class DiffusersRunner:
         specs = plan.specs
         first = specs[0]
         if any(spec.batch_key != first.batch_key for spec in specs):
-            raise InvalidRequest("every image of a batch must share model, preset, size and LoRAs")
+            raise InvalidRequest("every image of a batch must share model, preset, size, LoRAs and overrides")
         s = self._settings
         check_size(first.width, first.height, min_side=s.min_side, max_side=s.max_side)
         for spec in specs:
             if not 0 <= spec.seed <= MAX_SEED:
                 raise InvalidRequest(f"seed {spec.seed} is outside 0..{MAX_SEED}", param="seed")
-        preset = self._preset_lookup(first.preset)
-        self._registry.check_preset(first.model, preset)
+        named = self._preset_lookup(first.preset)
+        self._registry.check_preset(first.model, named)
+        preset = first.run_preset(named)  # the request's steps, guidance and sampler
         loras = self._lora_files(first, preset)
         model = self._registry.get(first.model)
         for spec in specs:

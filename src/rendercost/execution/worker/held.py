@@ -3,7 +3,8 @@
 Every change is one method, named for the transition: ``claimed`` (leased from the queue, images queued
 in the planner), ``plan``/``finished``/``batch_failed`` (batches planned from them and how they ended),
 ``image_stored`` (an image stored and priced), ``settled`` (completed, or no longer ours to complete),
-``failed`` (its failure recorded), ``take_unstarted`` (released to the queue on drain). The batch
+``failed`` (its failure recorded), ``take_unstarted`` (released to the queue on drain), ``take_all``
+(a drain out of time lets go of the rest). The batch
 planner (pure logic) is fed only from here; the lease keeper heartbeats ``job_ids``; the settler reads
 ``attempts_in``/``assembly`` and transitions.
 
@@ -116,6 +117,17 @@ class HeldJobs:
             for job_id in unstarted:
                 self._held.pop(job_id, None)
             return unstarted
+
+    def take_all(self) -> list[tuple[Attempt, JobAssembly]]:
+        """Let go of every job still held (a drain whose time ran out) and return each attempt with
+        the images it had gathered (release them; their device time is lost work)."""
+        with self._lock:
+            taken = [(holding.attempt, holding.assembly) for holding in self._held.values()]
+            for job_id in self._held:
+                self._planner.drop(job_id)
+            self._held.clear()
+            self._batches.clear()
+            return taken
 
     # -- the settler's transitions ----------------------------------------------------------------
 

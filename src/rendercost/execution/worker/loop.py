@@ -14,9 +14,12 @@ The jobs the worker holds, from claim to settle, live in one ``HeldJobs`` (``wor
 the planner, the lease keeper heartbeats what it holds, and the settler reads and transitions it.
 
 ``run_forever(stop)`` is what ``rendercost worker`` calls, once per process; it polls the queue every
-``poll_interval_s`` when idle and returns after ``stop`` is set (SIGTERM), having finished the batch in
-hand and the jobs already started, and released the jobs claimed but not started. ``run_burst()`` drains
-the queue and returns (tests and ``rendercost batch`` use it). A runner error fails every job of its
+``poll_interval_s`` when idle and returns after ``stop`` is set (SIGTERM), having released the jobs
+claimed but not started and finished the jobs already started. With ``drain_seconds`` set, finishing
+has that long: a batch still rendering then is cut short, every job still held is released, and the
+device time spent on them is booked as ``interrupted`` lines (``worker.interrupt``). ``priorities``
+limits what it claims (spot workers take only batch work). ``run_burst()`` drains the queue and returns
+(tests and ``rendercost batch`` use it). A runner error fails every job of its
 batch (``InvalidRequest``: not retried); leases are heartbeated by a thread while the loop works.
 Several workers (threads or processes) may share one database.
 """
@@ -26,19 +29,23 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from rendercost.artifacts.metadata import embed_receipt
 from rendercost.artifacts.protocol import ArtifactStore
 from rendercost.batching.planner import BatchPlanner
 from rendercost.domain.batch import BatchPlan
 from rendercost.domain.runner import Runner, StepCallback
+from rendercost.domain.specs import Priority
 from rendercost.errors import InvalidRequest, RenderCostError
+from rendercost.execution.worker.health import WorkerHealth
 from rendercost.execution.worker.held import HeldJobs
+from rendercost.execution.worker.interrupt import DrainClock, DrainTimeout, LostWork, interrupted_line
 from rendercost.execution.worker.leases import LeaseKeeper
 from rendercost.execution.worker.pricing import WorkerPricing
 from rendercost.execution.worker.settle import Embedder, SettledHook, Settler, WorkerStats
 from rendercost.ledger.billing import Biller
+from rendercost.queue.claims import ALL_PRIORITIES
 from rendercost.queue.protocol import JobStore
 
 __all__ = ["SettledHook", "Worker", "WorkerStats"]
@@ -68,11 +75,23 @@ class Worker:
         clock: Callable[[], float] = time.time,
         embed: Embedder = embed_receipt,
         on_settled: SettledHook | None = None,
+        priorities: Collection[Priority] = ALL_PRIORITIES,
+        drain_seconds: float | None = None,
+        health: WorkerHealth | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.worker_id = worker_id
         self.stats = WorkerStats()
+        self.health = health or WorkerHealth()
         self._store = store
         self._runner = runner
+        self._biller = biller
+        self._pricing = pricing
+        self._priorities = frozenset(priorities)
+        self._drain_seconds = drain_seconds
+        self._monotonic = monotonic
+        self._drain = DrainClock(threading.Event(), None)
+        self._lost = LostWork()
         self._held = HeldJobs(planner)
         self._lease_seconds = lease_seconds
         self._poll_interval_s = poll_interval_s
@@ -94,6 +113,11 @@ class Worker:
         )
         self._last_requeue = float("-inf")
 
+    @property
+    def held_count(self) -> int:
+        """Jobs this worker holds now (claimed, not yet settled or let go)."""
+        return self._held.count
+
     # -- the loop -------------------------------------------------------------------------------------
 
     def run_burst(self, stop: threading.Event | None = None) -> WorkerStats:
@@ -106,18 +130,25 @@ class Worker:
         return self._run(stop, burst=False)
 
     def _run(self, stop: threading.Event, *, burst: bool) -> WorkerStats:
+        self._drain = DrainClock(stop, self._drain_seconds, monotonic=self._monotonic)
+        self.health.watch(stop)
         self._requeue_expired(force=True)
-        with self._leases, self._settler:
-            while not stop.is_set():
-                try:
-                    if not self._step(stop, burst=burst):
-                        break
-                except Exception:  # e.g. the database is briefly away: a long-running worker waits it out
-                    if burst:
-                        raise
-                    logger.exception("worker step failed; retrying")
-                    stop.wait(self._poll_interval_s)
-            self._drain()
+        try:
+            with self._leases, self._settler:
+                while not stop.is_set():
+                    self.health.beat()
+                    try:
+                        if not self._step(stop, burst=burst):
+                            break
+                    except Exception:  # e.g. the database is briefly away: a long-running worker waits
+                        if burst:
+                            raise
+                        logger.exception("worker step failed; retrying")
+                        stop.wait(self._poll_interval_s)
+                self.health.draining()
+                self._finish_held()
+        finally:
+            self.health.stopped()
         return self.stats
 
     def _step(self, stop: threading.Event, *, burst: bool) -> bool:
@@ -142,14 +173,46 @@ class Worker:
             stop.wait(max(0.0, min(decision.wait_until - now, self._poll_interval_s)))
         return True
 
-    def _drain(self) -> None:
-        """Stopping: give back what was claimed but not started; finish the jobs already started."""
+    def _finish_held(self) -> None:
+        """Stopping: give back what was claimed but not started; finish the jobs already started, or,
+        once the drain's time is up, release them and book their device time as interrupted."""
         unstarted = self._held.take_unstarted()
         if unstarted:
             self._store.release(self.worker_id, unstarted)
         while (plan := self._held.plan(self._clock(), flush=True).plan) is not None:
-            self._execute(plan)
+            if self._drain.expired():
+                self._cut_short(plan, 0.0)
+            else:
+                self._execute(plan)
         self._settler.wait_idle()
+        self._release_interrupted()
+
+    def _cut_short(self, plan: BatchPlan, seconds: float) -> None:
+        """``plan`` was abandoned after ``seconds`` on the device; its jobs stay held, to be released."""
+        self._lost.batch_cut_short(plan, seconds)
+        self._held.batch_failed(plan.batch_id)
+
+    def _release_interrupted(self) -> None:
+        """Release every job still held (a drain out of time) after booking its lost device time."""
+        left = self._held.take_all()
+        if not left:
+            return
+        for attempt, assembly in left:
+            seconds = self._lost.seconds(attempt.job_id, assembly)
+            if seconds <= 0:
+                continue
+            line = interrupted_line(attempt.job, seconds, self._pricing, worker_id=self.worker_id)
+            try:
+                self._biller.interrupted(attempt.job, line)
+            except Exception:  # the job is released all the same; the loss goes unbooked, logged
+                logger.exception(
+                    "booking interrupted work failed", extra={"fields": {"job_id": attempt.job_id}}
+                )
+        job_ids = [attempt.job_id for attempt, _ in left]
+        self._store.release(self.worker_id, job_ids)
+        logger.warning(
+            "drain time ran out: released %d jobs", len(job_ids), extra={"fields": {"jobs": job_ids}}
+        )
 
     # -- claim ----------------------------------------------------------------------------------------
 
@@ -159,7 +222,9 @@ class Worker:
         limit = min(self._held.wanted(now), room)
         if limit <= 0:
             return room > 0
-        jobs = self._store.claim(self.worker_id, limit, lease_seconds=self._lease_seconds)
+        jobs = self._store.claim(
+            self.worker_id, limit, lease_seconds=self._lease_seconds, priorities=self._priorities
+        )
         for refused in self._held.claimed(jobs, now):
             self._settler.fail([refused.attempt], refused.reason, retryable=False)
         return len(jobs) == limit
@@ -175,9 +240,14 @@ class Worker:
     # -- run ------------------------------------------------------------------------------------------
 
     def _execute(self, plan: BatchPlan) -> None:
-        """Run one plan and hand the result to the settler; a runner error fails the batch's jobs."""
+        """Run one plan and hand the result to the settler; a runner error fails the batch's jobs, and
+        a drain whose time runs out mid-batch abandons it."""
+        started = self._monotonic()
         try:
             result = self._runner.run(plan, on_step=self._progress_reporter(plan))
+        except DrainTimeout:
+            self._cut_short(plan, self._monotonic() - started)
+            return
         except Exception as exc:  # every failure of a batch fails its jobs; the loop goes on
             self._fail_batch(plan, exc)
             return
@@ -195,6 +265,8 @@ class Worker:
 
         def on_step(done: int, total: int) -> None:
             nonlocal last_write
+            self.health.beat()
+            self._drain.check()
             now = self._clock()
             if now - last_write < self._progress_interval_s or total <= 0:
                 return

@@ -187,14 +187,19 @@ class Settler:
                 continue
             before = self._held.charged_before(attempt, rendered.item.image_index)
             days = attempt.job.request.retention.granted_days
-            ref, receipt = self._store_one(rendered, (*((before,) if before else ()), *lines), days)
+            priced = (*((before,) if before else ()), *lines)
+            ref, receipt = self._store_one(rendered, priced, days, result.weights_sha256)
             image = StoredImage(
                 rendered.item.image_index, ref, rendered.seed, receipt, plan.batch_id, result.device
             )
             self._held.image_stored(attempt, image)
 
     def _store_one(
-        self, rendered: RenderedImage, priced_lines: tuple[CostLine, ...], retention_days: int
+        self,
+        rendered: RenderedImage,
+        priced_lines: tuple[CostLine, ...],
+        retention_days: int,
+        weights_sha256: str,
     ) -> tuple[ArtifactRef, Receipt]:
         """Store one image with its receipt (``priced_lines`` and a storage line) embedded. The storage
         line prices the stored file, which holds the receipt, kept ``retention_days``, so the size is
@@ -204,7 +209,11 @@ class Settler:
         for _ in range(EMBED_ROUNDS):
             storage = self._pricing.storage_line(rendered.item, size, retention_days)
             receipt = Receipt((*priced_lines, storage))
-            data = self._embed(rendered.data, rendered.media_type, receipt_payload(spec, receipt))
+            data = self._embed(
+                rendered.data,
+                rendered.media_type,
+                receipt_payload(spec, receipt, weights_sha256=weights_sha256),
+            )
             if len(data) == size:
                 break
             size = len(data)

@@ -8,7 +8,7 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -22,11 +22,14 @@ from rendercost.db.engine import create_db_engine
 from rendercost.db.migrate import migrate
 from rendercost.domain.batch import BatchPlan, RenderResult
 from rendercost.domain.runner import Runner, StepCallback
+from rendercost.domain.specs import Priority
+from rendercost.execution.worker.health import WorkerHealth
 from rendercost.execution.worker.loop import SettledHook, Worker
 from rendercost.execution.worker.pricing import WorkerPricing
 from rendercost.ledger.billing import Biller
 from rendercost.ledger.catalog import PriceCatalog
 from rendercost.ledger.idle import IdleMeteredRunner, idle_meter
+from rendercost.queue.claims import ALL_PRIORITIES
 from rendercost.queue.sql_store import SqlJobStore
 from rendercost.settings import Settings
 
@@ -115,9 +118,14 @@ def build_worker(
     artifacts: ArtifactStore | None = None,
     pricing: WorkerPricing | None = None,
     on_settled: SettledHook | None = None,
+    priorities: Collection[Priority] = ALL_PRIORITIES,
+    drain_seconds: float | None = None,
+    health: WorkerHealth | None = None,
 ) -> Worker:
     """A ``Worker`` configured from ``settings``, settling through ``biller`` (default: a ``Biller`` on
-    ``store``); ``InvalidRequest`` if the catalog cannot price it."""
+    ``store``); ``InvalidRequest`` if the catalog cannot price it. ``priorities``, ``drain_seconds``
+    and ``health``: see ``Worker`` (a standalone worker passes ``worker_drain_seconds``; in-process
+    workers finish what they hold)."""
     artifacts = artifacts or open_artifact_store(settings.artifacts_url, settings.resolved_artifacts_dir)
     return Worker(
         store,
@@ -129,4 +137,7 @@ def build_worker(
         worker_id=worker_id,
         lease_seconds=settings.lease_seconds,
         on_settled=on_settled,
+        priorities=priorities,
+        drain_seconds=drain_seconds,
+        health=health,
     )

@@ -1,0 +1,1 @@
+"""The web app: server-rendered pages (Jinja2) with small vanilla JS modules, served at ``/``."""
