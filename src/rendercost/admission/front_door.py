@@ -39,6 +39,7 @@ from rendercost.domain.specs import RenderRequest
 from rendercost.errors import QueueFull
 from rendercost.ledger.billing import Biller
 from rendercost.ledger.pricing import rewrite_lines
+from rendercost.ledger.savings import ROUTED_FROM_TAG
 from rendercost.llm_gateway.gateway import Gateway
 from rendercost.queue.protocol import JobStore
 
@@ -121,14 +122,19 @@ class Admission:
     def route_preset(self, ticket: Ticket, request: RenderRequest) -> tuple[RenderRequest, dict[str, str]]:
         """The request with the preset and priority the tenant's policy gives its class, its retention
         granted and its class's format (``StoragePolicy.apply``), and the job's tags with that class
-        (so its cost lines carry it); only the retention changes when no class is named."""
+        (so its cost lines carry it) and, when the preset changed, the preset asked for
+        (``routed_from``); only the retention changes when no class is named."""
         tags = dict(ticket.tags)
         render_class = resolve_class(ticket.render_class, tags)
         request = self.storage.apply(request, render_class)
         if self.routing is None or render_class is None:
             return request, tags
         rules = self.routing.get(ticket.tenant)
-        return route(request, render_class, rules), {**tags, CLASS_TAG: render_class}
+        routed = route(request, render_class, rules)
+        tags[CLASS_TAG] = render_class
+        if routed.spec.preset != request.spec.preset:
+            tags[ROUTED_FROM_TAG] = request.spec.preset  # the routing saving is measured against it
+        return routed, tags
 
     # 4 ------------------------------------------------------------------------------------------------
     def answer_from_cache(
@@ -158,7 +164,7 @@ class Admission:
             if answer is None:
                 return None
             lines = [line for image in answer.result.images for line in image.receipt.lines]
-            self.biller.record(lines, request.attribution(ticket.tenant, tags))
+            self.biller.record(lines, request.attribution(ticket.tenant, tags), request=hit_request)
             return Admitted(request=hit_request, hit=CacheHit(hit_id, answer), tags=tags)
         job_id = new_job_id()
         answer = exact.answer(request, job_id)

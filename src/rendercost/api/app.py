@@ -106,7 +106,7 @@ def build_services(
     )
     admission = Admission(
         store=store,
-        biller=Biller(store),
+        biller=Biller.from_settings(store, settings),
         catalog=catalog,
         limiter=limiter,
         routing=governance.routing,

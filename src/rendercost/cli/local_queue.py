@@ -76,7 +76,7 @@ def local_queue(settings: Settings, catalog: ModelCatalog, fingerprint: Fingerpr
         artifacts = open_artifact_store(settings.artifacts_url, settings.resolved_artifacts_dir)
         cache = ResultCache(store.engine, settings.result_cache_ttl_seconds)
         exact = ExactCache(cache, artifacts, fingerprint)
-        biller = Biller(store)
+        biller = Biller.from_settings(store, settings)
         storage = StoragePolicy.from_settings(settings)
         admission = Admission(store=store, biller=biller, catalog=catalog, exact=exact, storage=storage)
         yield LocalQueue(settings, store, artifacts, exact, biller, admission)

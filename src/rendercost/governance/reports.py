@@ -5,6 +5,10 @@ belong to, and groups them by any of ``tenant, model, preset, stage, class``. Mo
 and every group's ``cost`` is an exact sum of ledger lines, so the groups add up to ``Ledger.total``.
 Idle lines (``Stage.IDLE``, a worker's device time with nothing to do) are kept apart: they make the
 *fully loaded* cost per render, and allocated + idle is what the machines cost over the window.
+
+Savings by mechanism: the caches' ``cost_avoided`` on the cost lines (``result``, ``embedding``,
+``rewrite``) and the saving lines of routing, batching and the storage lifecycle (``ledger.savings``),
+grouped like the cost lines they were measured on. ``cache_hits`` counts renders, never lines.
 """
 
 from __future__ import annotations
@@ -19,10 +23,10 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
-from rendercost.domain.costs import DEVICE_STAGES, Stage
+from rendercost.domain.costs import Stage
 from rendercost.domain.money import ZERO
 from rendercost.ledger.ledger import period_filters
-from rendercost.ledger.tables import cost_lines
+from rendercost.ledger.tables import cost_lines, saving_lines
 from rendercost.queue.tables import jobs
 
 DIMENSIONS: dict[str, str] = {
@@ -33,7 +37,6 @@ DIMENSIONS: dict[str, str] = {
     "class": "request_class",
 }  # report dimension -> cost_lines column
 IDLE = str(Stage.IDLE)
-DEVICE_STAGE_NAMES = frozenset(str(stage) for stage in DEVICE_STAGES)
 CENT = Decimal("0.000001")  # cost-per-render rounding (a millionth of a dollar)
 
 
@@ -198,8 +201,9 @@ def build_report(
             continue
         key = tuple(dimension_value(row, d) for d in dims)
         _add(groups[key], row)
-    for key, saved in batching_savings(rows, dims).items():
-        groups[key].savings["batching_estimate"] += saved
+    for saved in saving_rows(engine, since, until, tenant):
+        key = tuple(dimension_value(saved, d) for d in dims)
+        groups[key].savings[str(saved["mechanism"])] += saved["amount"]
     latencies = _latencies(engine, {job for group in groups.values() for job in group.jobs})
     report_rows = tuple(_finish(dims, key, group, latencies) for key, group in sorted(groups.items()))
     savings: dict[str, Decimal] = defaultdict(lambda: ZERO)
@@ -218,31 +222,18 @@ def build_report(
     )
 
 
-def batching_savings(rows: Sequence[Any], dims: tuple[str, ...]) -> dict[tuple[str, ...], Decimal]:
-    """Estimated saving of batching, per group: for each image rendered in a batch of 2 or more, the
-    average device cost of an image of the same model and preset rendered alone (batch size 1, same
-    window) minus what it cost. No estimate for a model/preset never rendered alone in the window."""
-    images: dict[tuple[str, int], dict[str, Any]] = {}
-    for row in rows:
-        if row["stage"] not in DEVICE_STAGE_NAMES:
-            continue
-        image = images.setdefault(
-            (row["job_id"], row["image_index"]),
-            {"cost": ZERO, "size": row["batch_size"], "kind": (row["model"], row["preset"]), "row": row},
-        )
-        image["cost"] += row["cost"]
-    alone: dict[tuple[str, str], list[Decimal]] = defaultdict(list)
-    for image in images.values():
-        if image["size"] == 1:
-            alone[image["kind"]].append(image["cost"])
-    saved: dict[tuple[str, ...], Decimal] = defaultdict(lambda: ZERO)
-    for image in images.values():
-        costs = alone.get(image["kind"])
-        if image["size"] > 1 and costs:
-            single = sum(costs, ZERO) / len(costs)
-            key = tuple(dimension_value(image["row"], d) for d in dims)
-            saved[key] += max(ZERO, single - image["cost"]).quantize(CENT)
-    return dict(saved)
+def saving_rows(
+    engine: Engine, since: datetime | None, until: datetime | None, tenant: str | None
+) -> Sequence[Any]:
+    """The saving lines (routing, batching, lifecycle; ``ledger.savings``) created in ``[since, until)``."""
+    c = saving_lines.c
+    conditions = [
+        *([c.created_at >= since] if since is not None else []),
+        *([c.created_at < until] if until is not None else []),
+        *([c.tenant == tenant] if tenant is not None else []),
+    ]
+    with engine.connect() as conn:
+        return conn.execute(select(saving_lines).where(*conditions)).mappings().all()
 
 
 def _add(group: _Group, row: Any) -> None:

@@ -5,6 +5,10 @@ completing a job and billing it are one call here, in ONE transaction with the j
 rows (the job store's transaction seam). Lines are unique per (job, image index, stage): a job written
 twice, or re-run after a crash, is billed once. Lines billed outside a job's completion (prompt-rewrite
 tokens at admission, an images-API cache answer's $0 lines, idle device time) go through ``record``.
+
+Savings (``ledger.savings``): in the same transaction as a job's or a cache answer's lines, the Biller
+writes what routing, batching and the storage lifecycle saved on them, and learns the solo references
+from the jobs whose images ran alone.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 
 from rendercost.artifacts.protocol import ArtifactRef
 from rendercost.db.clock import Clock, utcnow
@@ -21,16 +25,28 @@ from rendercost.domain.jobs import Job
 from rendercost.domain.results import JobResult
 from rendercost.domain.specs import RenderRequest
 from rendercost.ledger.ledger import Ledger
+from rendercost.ledger.savings import SavingsBook
 from rendercost.ledger.tables import cost_lines
 from rendercost.queue.sql_store import SqlJobStore
+from rendercost.settings import Settings
 
 
 class Biller:
     """The only writer of cost lines. Safe to share between threads."""
 
-    def __init__(self, store: SqlJobStore, *, clock: Clock = utcnow) -> None:
+    def __init__(
+        self, store: SqlJobStore, *, clock: Clock = utcnow, savings: SavingsBook | None = None
+    ) -> None:
         self._store = store
+        self._clock = clock
         self._ledger = Ledger(store.engine, clock=clock)
+        self._savings = savings or SavingsBook()
+
+    @classmethod
+    def from_settings(cls, store: SqlJobStore, settings: Settings) -> Biller:
+        """A biller whose lifecycle savings are measured against ``artifact_retention_days`` (what an
+        image without a class is kept for)."""
+        return cls(store, savings=SavingsBook(standard_retention_days=settings.artifact_retention_days))
 
     @property
     def ledger(self) -> Ledger:
@@ -58,6 +74,7 @@ class Biller:
             check_lines_belong(job_id, lines)
             self._store.insert_artifacts(conn, done.job, artifacts)
             self._ledger.insert_lines(conn, lines, done.job.attribution, now=done.job.finished_at)
+            self._record_savings(conn, lines, done.job, learn=True)
             return done.job
 
     def answer(
@@ -94,14 +111,28 @@ class Biller:
                 return done.job
             self._store.insert_artifacts(conn, done.job, artifacts)
             self._ledger.insert_lines(conn, lines, done.job.attribution, now=done.job.finished_at)
+            self._record_savings(conn, lines, done.job)
             return done.job
 
-    def record(self, lines: Sequence[CostLine], attribution: Attribution) -> int:
+    def record(
+        self, lines: Sequence[CostLine], attribution: Attribution, *, request: RenderRequest | None = None
+    ) -> int:
         """Lines billed outside a job's completion: prompt-rewrite tokens at admission, an images-API
-        cache answer's $0 lines, idle device time. Idempotent per (job_id, image_index, stage);
-        returns how many were new. ``ValueError`` (nothing written) as ``Ledger.insert_lines``."""
+        cache answer's $0 lines (with its ``request``, whose savings are recorded too), idle device
+        time. Idempotent per (job_id, image_index, stage); returns how many were new. ``ValueError``
+        (nothing written) as ``Ledger.insert_lines``."""
         with self._store.transaction() as conn:
-            return self._ledger.insert_lines(conn, lines, attribution)
+            now = self._clock()
+            written = self._ledger.insert_lines(conn, lines, attribution, now=now)
+            if request is not None:
+                self._savings.record(conn, lines, request, attribution, now=now)
+            return written
+
+    def _record_savings(
+        self, conn: Connection, lines: Sequence[CostLine], job: Job, *, learn: bool = False
+    ) -> None:
+        now = job.finished_at or self._clock()
+        self._savings.record(conn, lines, job.request, job.attribution, now=now, learn=learn)
 
     def interrupted(self, job: Job, line: CostLine) -> bool:
         """Book the device time of ``job``'s attempt that was cut short (a drain ran out of time, a spot

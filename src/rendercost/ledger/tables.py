@@ -3,11 +3,25 @@
 One row per ``domain.costs.CostLine`` plus who and what it was for (tenant, model, preset, request
 class, tags). ``UNIQUE (job_id, image_index, stage)`` makes every write idempotent: a job re-run after a crash
 is billed exactly once. Money is ``NUMERIC(20, 10)`` (``db.types.Money``): ``Decimal`` in and out.
+
+``saving_lines``: what routing, batching and the storage lifecycle saved on a cost line, against a
+stated reference (``ledger.savings``). ``solo_references``: the measured solo device time per spec and
+stage those references come from.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Float, Index, Integer, String, Table, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    UniqueConstraint,
+)
 
 from rendercost.db.metadata import metadata
 from rendercost.db.types import JsonDocument, Money, Quantity, UtcDateTime
@@ -40,3 +54,40 @@ cost_lines = Table(
     Index("ix_cost_lines_created", "created_at"),
     Index("ix_cost_lines_tenant_created", "tenant", "created_at"),
 )
+
+saving_lines = Table(
+    "saving_lines",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("job_id", String(64), nullable=False),  # the cost line's job (or cache answer) id
+    Column("image_index", Integer, nullable=False),
+    Column("stage", String(32), nullable=False),  # the cost line's stage
+    Column("mechanism", String(32), nullable=False),  # ledger.savings.Mechanism
+    Column("amount", Money(), nullable=False),  # USD saved (signed: a batch share above solo is < 0)
+    Column("reference", Money(), nullable=False),  # USD the line would have cost without the mechanism
+    Column("details", JsonDocument, nullable=False),  # what the reference is (presets, samples, days)
+    Column("tenant", String(128), nullable=False),
+    Column("model", String(256), nullable=False),
+    Column("preset", String(64), nullable=False),
+    Column("request_class", String(32)),
+    Column("tags", JsonDocument, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    UniqueConstraint("job_id", "image_index", "stage", "mechanism", name="uq_saving_lines_line_mechanism"),
+    Index("ix_saving_lines_created", "created_at"),
+    Index("ix_saving_lines_tenant_created", "tenant", "created_at"),
+)  # one row per (cost line, mechanism) that saved on it; cache savings stay in cost_lines.cost_avoided
+
+solo_references = Table(
+    "solo_references",
+    metadata,
+    Column("model", String(256), nullable=False),
+    Column("preset", String(64), nullable=False),
+    Column("width", Integer, nullable=False),
+    Column("height", Integer, nullable=False),
+    Column("device_type", String(64), nullable=False),
+    Column("stage", String(32), nullable=False),
+    Column("samples", Integer, nullable=False),  # solo images measured
+    Column("seconds", Float, nullable=False),  # their device-seconds in this stage, summed
+    Column("updated_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("model", "preset", "width", "height", "device_type", "stage"),
+)  # measured device time of images rendered alone (batch of 1, no stage skipped), per spec and stage

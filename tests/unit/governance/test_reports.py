@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -11,13 +12,14 @@ from sqlalchemy import Engine, insert, select
 
 from rendercost.db.clock import ManualClock
 from rendercost.domain.batch import BatchItem, BatchPlan
-from rendercost.domain.costs import Stage
+from rendercost.domain.costs import Attribution, Stage
 from rendercost.domain.money import cost_of_seconds
-from rendercost.domain.specs import RenderSpec
+from rendercost.domain.specs import RenderRequest, RenderSpec
 from rendercost.governance.reports import build_report, parse_dimensions, percentile
 from rendercost.ledger.catalog import PriceCatalog
 from rendercost.ledger.idle import DeviceIdleMeter, IdleMeteredRunner, IdleRecorder, idle_meter
 from rendercost.ledger.ledger import Ledger
+from rendercost.ledger.savings import SavingsBook
 from rendercost.ledger.tables import cost_lines
 from rendercost.queue.tables import jobs
 from rendercost.settings import Settings
@@ -176,16 +178,30 @@ def test_metered_runner_counts_the_gaps_between_batches(migrated_engine: Engine)
     assert abs(report.idle_cost - cost_of_seconds(49.0, PRICE_PER_HOUR)) <= Decimal("1e-9")
 
 
-def test_batching_saving_is_estimated_against_renders_alone(migrated_engine: Engine) -> None:
-    seed(migrated_engine, "solo1", T0, [line("solo1", Stage.DENOISE, "0.40")])
-    seed(migrated_engine, "solo2", T0, [line("solo2", Stage.DENOISE, "0.60")])
-    batched = [line("pair", Stage.DENOISE, "0.30", image_index=i, batch_size=2) for i in (0, 1)]
+def test_savings_by_mechanism_come_from_the_saving_lines_measured(migrated_engine: Engine) -> None:
+    book = SavingsBook()
+    request = RenderRequest(
+        spec=RenderSpec(prompt="a mug", model="tiny", preset="standard", width=64, height=64)
+    )
+    solo = [line("solo1", Stage.DENOISE, "0.40", seconds=0.5)]
+    batched = [line("pair", Stage.DENOISE, "0.30", seconds=0.25, image_index=i, batch_size=2) for i in (0, 1)]
+    other = [line("other", Stage.DENOISE, "0.1", batch_size=4)]
+    seed(migrated_engine, "solo1", T0, solo)
     seed(migrated_engine, "pair", T0, batched)
-    seed(migrated_engine, "other", T0, [line("other", Stage.DENOISE, "0.1", batch_size=4)], model="sdxl")
+    seed(migrated_engine, "other", T0, other, model="sdxl")
+    attribution = Attribution("acme", "tiny", "standard", "interactive", {"team": "ml"})
+    with migrated_engine.begin() as conn:
+        book.record(conn, solo, request, attribution, now=T0, learn=True)
+        book.record(conn, batched, request, attribution, now=T0, learn=True)
+        sdxl = replace(request, spec=replace(request.spec, model="sdxl"))
+        book.record(conn, other, sdxl, replace(attribution, model="sdxl"), now=T0, learn=True)
     report = build_report(migrated_engine, by=("model",))
     by_model = {row.key["model"]: row for row in report.rows}
-    assert by_model["tiny"].savings == {"batching_estimate": Decimal("0.4")}  # 2 x (0.50 - 0.30)
-    assert by_model["sdxl"].savings == {}  # never rendered alone: no estimate
+    solo_cost = cost_of_seconds(0.5, PRICE_PER_HOUR)
+    assert by_model["tiny"].savings == {"batching": 2 * (solo_cost - Decimal("0.30"))}
+    assert by_model["sdxl"].savings == {}  # never rendered alone: no reference, nothing claimed
+    assert report.savings == by_model["tiny"].savings
+    assert build_report(migrated_engine, by=("model",), tenant="globex").savings == {}
 
 
 def test_idle_meter_prices_from_the_catalog(migrated_engine: Engine, tmp_path: Path) -> None:

@@ -133,7 +133,7 @@ def build_worker(
         artifacts,
         build_planner(settings),
         pricing or WorkerPricing.from_settings(settings, storage_backend=artifacts.backend),
-        biller=biller or Biller(store),
+        biller=biller or Biller.from_settings(store, settings),
         worker_id=worker_id,
         lease_seconds=settings.lease_seconds,
         on_settled=on_settled,

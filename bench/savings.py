@@ -1,0 +1,442 @@
+"""A night of product renders, naive against optimized, side by side in one run, through real servers.
+
+Each run starts ``rendercost serve`` in a subprocess on loopback (the tiny model on the CPU, SQLite,
+local artifacts) and replays the same seeded night (``bench/savings_workload.py``: products x scenes x
+lighting, exact repeats, paraphrases, draft/review/final, three sizes) through ``POST /v1/jobs``, with
+``concurrency`` designers each keeping one request in flight (polling ``GET /v1/jobs/{id}``):
+
+- **naive**: every request renders with the speed preset, alone (``max_batch_size = 1``), with no
+  exact-result, embedding or rewrite cache;
+- **optimized**: the server's defaults (caches on, batches of up to 4) plus a routing policy that sends
+  drafts to Lightning on batch priority; the default storage lifecycle keeps drafts a day and reviews a
+  week as WebP, finals 30 days as PNG (naive: every image 30 days as PNG). Before the
+  night, it renders each (preset, size) alone ``--calibration`` times under its own tenant, so the solo
+  references that routing and batching savings are measured against exist (not counted in the night).
+
+Both servers run at once, one busy at a time: the night is cut into ``--slices`` slices and each run
+replays a slice in turn, so a machine whose speed drifts (cores shared with other work) slows both runs
+alike; the optimized run also renders one (preset, size) alone before each slice, so the solo references
+follow that drift. Both runs send the same bodies (``preset: speed``, ``rewrite: true`` with the builtin
+rewriter, which costs nothing) and the same ``X-Render-Class``. The figures are the night tenant's
+``GET /v1/costs``: cost (allocated, idle excluded), device-seconds, savings by mechanism; plus wall
+time and images/s. The check: optimized + every saving recorded = naive, within 5% (the gap is printed).
+``--gpu-prices DEVICE`` re-prices the same device-seconds at DEVICE's catalog price (storage unchanged).
+
+Usage: .venv/bin/python bench/savings.py [--requests 400] [--concurrency 8] [--gpu-prices h100]
+Default run: about 12 minutes on 2 shared CPU cores (longer when they are busy).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from rendercost.ledger.catalog import PriceCatalog
+from savings_workload import NightRequest, night
+
+ZERO = Decimal(0)
+NIGHT_TENANT = "night"
+ROUTING = {"draft": {"preset": "lightning", "priority": "batch"}}
+OPTIMIZED_SETTINGS: dict[str, Any] = {}  # the defaults: caches, batches of 4, the storage lifecycle
+NAIVE_SETTINGS = {
+    "artifact_classes": {},  # no lifecycle: every image kept 30 days as PNG
+    "max_batch_size": 1,
+    "result_cache_ttl_seconds": 0,
+    "embedding_cache_ttl_seconds": 0,
+    "rewrite_cache_ttl_seconds": 0,
+}
+POLL_FIRST_S, POLL_MAX_S = 0.05, 0.5
+TOLERANCE = Decimal("0.05")
+
+
+@dataclass
+class RunFigures:
+    """One run's figures, from its server's ledger and the client's clock."""
+
+    name: str
+    requests: int
+    wall_s: float
+    cost: Decimal
+    device_seconds: float
+    savings: dict[str, Decimal]
+    stage_cost: dict[str, Decimal]
+    stage_savings: dict[str, dict[str, Decimal]]
+    states: dict[str, int] = field(default_factory=dict)
+    calibration_cost: Decimal = ZERO
+
+    @property
+    def images_per_s(self) -> float:
+        return self.requests / self.wall_s if self.wall_s > 0 else 0.0
+
+    @property
+    def saved(self) -> Decimal:
+        return sum(self.savings.values(), ZERO)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "requests": self.requests,
+            "wall_s": self.wall_s,
+            "images_per_s": self.images_per_s,
+            "cost_usd": str(self.cost),
+            "device_seconds": self.device_seconds,
+            "savings_usd": {k: str(v) for k, v in sorted(self.savings.items())},
+            "stage_cost_usd": {k: str(v) for k, v in sorted(self.stage_cost.items())},
+            "states": self.states,
+            "calibration_cost_usd": str(self.calibration_cost),
+        }
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict) and not value:
+        return "{}"
+    if isinstance(value, int | float):
+        return repr(value)
+    return json.dumps(str(value))
+
+
+def write_config(folder: Path, model_dir: Path, overrides: dict[str, Any]) -> Path:
+    values: dict[str, Any] = {
+        "data_dir": folder / "data",
+        "min_side": 64,
+        "default_size": "64x64",
+        "max_queue_depth": 100_000,
+        "rate_limit_key_requests_per_minute": 0,
+        "rate_limit_tenant_requests_per_minute": 0,
+        "rate_limit_key_images_per_minute": 0,
+        "rate_limit_tenant_images_per_minute": 0,
+        "log_level": "warning",
+        **overrides,
+    }
+    lines = [f"{name} = {toml_value(value)}" for name, value in values.items()]
+    lines += ["", "[models.default]", f"source = {toml_value(model_dir)}"]
+    path = folder / "rendercost.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def cli(config: Path, *args: str) -> str:
+    command = [
+        sys.executable,
+        "-c",
+        "from rendercost.cli import main; main()",
+        "--config",
+        str(config),
+        *args,
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    return done.stdout.strip().splitlines()[-1]
+
+
+class Server:
+    """``rendercost serve`` in a subprocess, stopped with SIGTERM (workers drain)."""
+
+    def __init__(self, config: Path, log: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        command = [sys.executable, "-c", "from rendercost.cli import main; main()", "--config", str(config)]
+        command += ["serve", "--port", str(self.port), "--workers", "1"]
+        self._log = log.open("w", encoding="utf-8")
+        self._process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise SystemExit(f"the server exited ({self._process.returncode}); see {log}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise SystemExit(f"the server did not answer in 180 s; see {log}")
+
+    def stop(self) -> None:
+        if self._process.poll() is None:
+            self._process.send_signal(signal.SIGTERM)
+            try:
+                self._process.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+        self._log.close()
+
+
+def submit_and_wait(client: httpx.Client, key: str, request: NightRequest) -> str:
+    """One request of the night: queued, then polled until it finished; its final state."""
+    headers = {"Authorization": f"Bearer {key}", "X-Render-Class": request.render_class}
+    body = {"prompt": request.prompt, "size": request.size, "seed": request.seed, "preset": "speed"}
+    response = client.post("/v1/jobs", json={**body, "rewrite": True}, headers=headers)
+    response.raise_for_status()
+    job = response.json()
+    delay = POLL_FIRST_S
+    while job["state"] in ("queued", "running"):
+        time.sleep(delay)
+        delay = min(delay * 1.5, POLL_MAX_S)
+        job = client.get(f"/v1/jobs/{job['id']}", headers=headers).raise_for_status().json()
+    return str(job["state"])
+
+
+def replay(
+    url: str, key: str, requests: Sequence[NightRequest], concurrency: int
+) -> tuple[float, dict[str, int]]:
+    """The night through ``concurrency`` clients in request order; wall seconds and final states."""
+    states: dict[str, int] = {}
+    lock = threading.Lock()
+    queue = list(reversed(requests))
+    failures: list[BaseException] = []
+
+    def designer() -> None:
+        with httpx.Client(base_url=url, timeout=600) as client:
+            while True:
+                with lock:
+                    if not queue or failures:
+                        return
+                    request = queue.pop()
+                try:
+                    state = submit_and_wait(client, key, request)
+                except (httpx.HTTPError, OSError) as exc:
+                    with lock:
+                        failures.append(exc)
+                    return
+                with lock:
+                    states[state] = states.get(state, 0) + 1
+
+    start = time.perf_counter()
+    threads = [threading.Thread(target=designer) for _ in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failures:
+        raise SystemExit(f"a request failed: {failures[0]!r}")
+    return time.perf_counter() - start, states
+
+
+def calibrate(url: str, key: str, combos: Sequence[tuple[str, str]], start: int = 0) -> None:
+    """Each (preset, size) of ``combos`` rendered alone, in turn: the solo references that routing and
+    batching savings are measured against (``start`` keeps prompts and seeds distinct)."""
+    with httpx.Client(base_url=url, timeout=600) as client:
+        for index, (preset, size) in enumerate(combos, start=start):
+            headers = {"Authorization": f"Bearer {key}", "Cache-Control": "no-store"}
+            body = {"prompt": f"calibration render {index}", "size": size, "seed": index, "preset": preset}
+            job = client.post("/v1/jobs", json=body, headers=headers).raise_for_status().json()
+            while job["state"] in ("queued", "running"):
+                time.sleep(POLL_FIRST_S)
+                job = client.get(f"/v1/jobs/{job['id']}", headers=headers).raise_for_status().json()
+
+
+def report(url: str, key: str) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {key}"}
+    return dict(httpx.get(f"{url}/v1/costs?by=stage", headers=headers, timeout=120).raise_for_status().json())
+
+
+def figures(
+    name: str, requests: int, wall_s: float, states: dict[str, int], shown: dict[str, Any]
+) -> RunFigures:
+    totals = shown["totals"]
+    stage_cost = {row["stage"]: Decimal(row["cost_usd"]) for row in shown["rows"]}
+    stage_savings = {
+        row["stage"]: {k: Decimal(v) for k, v in row["savings_usd"].items()} for row in shown["rows"]
+    }
+    return RunFigures(
+        name=name,
+        requests=requests,
+        wall_s=wall_s,
+        cost=Decimal(totals["allocated_cost_usd"]),
+        device_seconds=float(totals["busy_device_seconds"]),
+        savings={k: Decimal(v) for k, v in totals["savings_usd"].items()},
+        stage_cost=stage_cost,
+        stage_savings=stage_savings,
+        states=states,
+    )
+
+
+@dataclass
+class Started:
+    """One run's server and keys, and what it has replayed so far."""
+
+    name: str
+    server: Server
+    night_key: str
+    calibration_key: str
+    wall_s: float = 0.0
+    states: dict[str, int] = field(default_factory=dict)
+
+
+def start(name: str, root: Path, model_dir: Path) -> Started:
+    folder = root / name
+    folder.mkdir()
+    optimized = name == "optimized"
+    config = write_config(folder, model_dir, OPTIMIZED_SETTINGS if optimized else NAIVE_SETTINGS)
+    night_key = cli(config, "keys", "create", "--tenant", NIGHT_TENANT)
+    admin_key = cli(config, "keys", "create", "--tenant", "ops", "--admin")
+    calibration_key = cli(config, "keys", "create", "--tenant", "calibration")
+    server = Server(config, folder / "server.log")
+    if optimized:
+        put = httpx.put(
+            f"{server.url}/v1/routing?tenant={NIGHT_TENANT}",
+            json={"rules": ROUTING},
+            headers={"Authorization": f"Bearer {admin_key}"},
+            timeout=60,
+        )
+        put.raise_for_status()
+    return Started(name, server, night_key, calibration_key)
+
+
+def interleaved(
+    runs: Sequence[Started], requests: list[NightRequest], args: argparse.Namespace
+) -> list[RunFigures]:
+    """The night in ``args.slices`` slices, each replayed by every run in turn (both servers up, one
+    busy at a time), so a machine whose speed drifts (shared cores) slows both runs alike. The
+    optimized run calibrates before the night and renders one (preset, size) alone before each slice."""
+    combos = [(p, size) for size in sorted({r.size for r in requests}) for p in ("speed", "lightning")]
+    optimized = [run for run in runs if run.name == "optimized"]
+    for run in optimized:
+        calibrate(run.server.url, run.calibration_key, combos * args.calibration)
+    size = -(-len(requests) // args.slices)
+    for number, first in enumerate(range(0, len(requests), size)):
+        for run in optimized:
+            combo = combos[number % len(combos)]
+            calibrate(
+                run.server.url, run.calibration_key, [combo], start=len(combos) * args.calibration + number
+            )
+        for run in runs:
+            wall_s, states = replay(
+                run.server.url, run.night_key, requests[first : first + size], args.concurrency
+            )
+            run.wall_s += wall_s
+            for state, count in states.items():
+                run.states[state] = run.states.get(state, 0) + count
+    found = []
+    for run in runs:
+        try:
+            found.append(
+                figures(
+                    run.name, len(requests), run.wall_s, run.states, report(run.server.url, run.night_key)
+                )
+            )
+            shown = report(run.server.url, run.calibration_key)
+            found[-1].calibration_cost = Decimal(shown["totals"]["allocated_cost_usd"])
+        finally:
+            run.server.stop()
+    return found
+
+
+def gpu_repriced(found: RunFigures, ratio: Decimal) -> tuple[Decimal, Decimal]:
+    """Cost and savings with every device stage's money scaled by ``ratio`` (storage and tokens as they
+    were): the same device-seconds at another device's price."""
+    fixed = {"storage", "prompt_rewrite"}
+    cost = sum((c if s in fixed else c * ratio for s, c in found.stage_cost.items()), ZERO)
+    saved = sum(
+        (v if s in fixed else v * ratio for s, by in found.stage_savings.items() for v in by.values()), ZERO
+    )
+    return cost, saved
+
+
+def share(part: Decimal, whole: Decimal) -> str:
+    return f"{float(part / whole) * 100:5.1f}%" if whole else "   -"
+
+
+def print_figures(naive: RunFigures, optimized: RunFigures, gpu: str | None) -> Decimal:
+    print(f"a night of {naive.requests} product renders, tiny model on the CPU, through `rendercost serve`")
+    print(f"{'':24}{'naive':>16}{'optimized':>16}{'optimized/naive':>18}")
+    rows = (
+        ("cost USD", naive.cost, optimized.cost),
+        ("device-seconds", naive.device_seconds, optimized.device_seconds),
+        ("wall s", naive.wall_s, optimized.wall_s),
+        ("images/s", naive.images_per_s, optimized.images_per_s),
+    )
+    for label, a, b in rows:
+        ratio = float(b) / float(a) if a else 0.0
+        print(f"{label:<24}{float(a):>16.8f}{float(b):>16.8f}{ratio:>17.1%}")
+    storage = "storage"
+    print(
+        f"{'storage share of cost':<24}{share(naive.stage_cost.get(storage, ZERO), naive.cost):>16}"
+        f"{share(optimized.stage_cost.get(storage, ZERO), optimized.cost):>16}"
+    )
+    print(f"final states: naive {naive.states}, optimized {optimized.states}")
+    print(f"calibration renders (optimized server, not in the night): {optimized.calibration_cost} USD")
+    print("savings by mechanism (optimized run, USD, share of the naive cost):")
+    for name, value in sorted(optimized.savings.items(), key=lambda item: -item[1]):
+        print(f"  {name:<14}{value:>18.10f}  {share(value, naive.cost)}")
+    total = optimized.cost + optimized.saved
+    gap = (naive.cost - total) / naive.cost if naive.cost else ZERO
+    print(f"check: optimized + savings = {total:.10f}  naive = {naive.cost:.10f}  gap {float(gap):+.2%}")
+    if gpu:
+        catalog = PriceCatalog.load(None)
+        ratio = catalog.device_price(gpu, "on_demand", "us-east-1") / catalog.device_price(
+            "cpu", "on_demand", "us-east-1"
+        )
+        naive_cost, _ = gpu_repriced(naive, ratio)
+        opt_cost, opt_saved = gpu_repriced(optimized, ratio)
+        print(f"re-priced at {gpu}'s on-demand price ({ratio:.2f}x the cpu's), same device-seconds:")
+        print(f"  naive {naive_cost:.8f}  optimized {opt_cost:.8f}  ratio {float(opt_cost / naive_cost):.1%}")
+        print(f"  storage share: naive {share(naive.stage_cost.get(storage, ZERO), naive_cost)}"
+              f"  optimized {share(optimized.stage_cost.get(storage, ZERO), opt_cost)}")  # fmt: skip
+        repriced_gap = (naive_cost - opt_cost - opt_saved) / naive_cost
+        print(f"  check: optimized + savings vs naive gap {float(repriced_gap):+.2%}")
+    return gap
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=400)
+    parser.add_argument("--concurrency", type=int, default=8, help="designers with a request in flight")
+    parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--calibration", type=int, default=2, help="solo renders per (preset, size) first")
+    parser.add_argument("--slices", type=int, default=20, help="the night in this many interleaved slices")
+    parser.add_argument("--gpu-prices", metavar="DEVICE", default=None)
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    args = parser.parse_args()
+    requests = night(args.requests, args.seed)
+    kinds = {kind: sum(1 for r in requests if r.kind == kind) for kind in ("new", "repeat", "paraphrase")}
+    classes = {c: sum(1 for r in requests if r.render_class == c) for c in ("draft", "review", "final")}
+    print(f"workload (seed {args.seed}): {kinds}, {classes}")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    with tempfile.TemporaryDirectory(prefix="rc-bench-savings-") as tmp:
+        root = Path(tmp)
+        from rendercost.execution.models.tiny_model import build_tiny_model
+
+        model_dir = root / "tiny-sdxl"
+        build_tiny_model(model_dir)
+        runs: list[Started] = []
+        try:
+            runs = [start("naive", root, model_dir), start("optimized", root, model_dir)]
+            naive, optimized = interleaved(runs, requests, args)
+        finally:
+            for started in runs:
+                started.server.stop()
+    gap = print_figures(naive, optimized, args.gpu_prices)
+    if args.json is not None:
+        data = {"naive": naive.to_dict(), "optimized": optimized.to_dict(), "gap": str(gap), "kinds": kinds}
+        args.json.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    if abs(gap) > TOLERANCE:
+        print(f"WARNING: the savings and the naive cost differ by more than {TOLERANCE:.0%}")
+
+
+if __name__ == "__main__":
+    main()
