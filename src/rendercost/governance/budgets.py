@@ -1,12 +1,13 @@
 """Budgets per tenant and global, per UTC day or calendar month, with a breaker at admission.
 
-Spend in a period is the ledger's exact total since the period began; *reserved* is the sum of the
-estimates of admitted requests whose jobs are not terminal yet (a terminal job's actual cost is in the
-ledger, so its reservation stops counting: that is settlement). ``reserve`` refuses with
-``BudgetExceeded`` when spent + reserved + estimate would pass a budget that applies, unless an admin
-override is in force. The check and the insert run in ONE transaction holding the budget rows' lock
-(``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` serializes writers), so N
-concurrent requests near a budget overspend by at most one estimate.
+Spend in a period is the ledger's exact total since the period began, read from the spend rollup
+(``ledger.rollup``, kept in the lines' own transaction), so a check costs the same at any ledger size.
+*Reserved* is the sum of the estimates of admitted requests whose jobs are not terminal yet (a terminal
+job's actual cost is in the ledger, so its reservation stops counting: that is settlement).
+``reserve`` refuses with ``BudgetExceeded`` when spent + reserved + estimate would pass a budget that
+applies, unless an admin override is in force. The check and the insert run in ONE transaction
+holding the budget rows' lock (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite's ``BEGIN IMMEDIATE``
+serializes writers), so N concurrent requests near a budget overspend by at most one estimate.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from rendercost.domain.money import ZERO
 from rendercost.errors import BudgetExceeded, InvalidRequest, NotFound
 from rendercost.governance.periods import Period
 from rendercost.governance.tables import GLOBAL_SCOPE, budget_reservations, budgets
-from rendercost.ledger.tables import cost_lines
+from rendercost.ledger import rollup
 from rendercost.queue.tables import jobs
 
 UNATTACHED_TTL = timedelta(minutes=10)  # a reservation whose enqueue never happened stops counting
@@ -240,14 +241,9 @@ class BudgetStore:
 
 
 def spent(conn: Connection, start: datetime, end: datetime, tenant: str | None) -> Decimal:
-    """Exact ledger total in ``[start, end)`` (one tenant's, or everyone's)."""
-    query = select(exact_sum(cost_lines.c.cost)).where(
-        cost_lines.c.created_at >= start, cost_lines.c.created_at < end
-    )
-    if tenant is not None:
-        query = query.where(cost_lines.c.tenant == tenant)
-    value = conn.execute(query).scalar_one()
-    return ZERO if value is None else Decimal(value)
+    """Exact ledger total in the whole-day window ``[start, end)`` (one tenant's, or everyone's), read
+    from the spend rollup the ledger keeps: at most one row per day, whatever the ledger's size."""
+    return rollup.spent(conn, tenant, start, end)
 
 
 def reserved(conn: Connection, tenant: str | None, now: datetime) -> Decimal:
