@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import Connection, Engine, delete, func, or_, select, update
+from sqlalchemy import Connection, Engine, Exists, delete, func, or_, select, update
 
 from rendercost.db.clock import Clock, utcnow
 from rendercost.db.types import Money, exact_sum
@@ -208,12 +208,11 @@ class BudgetStore:
     def settle(self) -> int:
         """Delete reservations of terminal jobs and stale unattached ones; return how many."""
         now = self._clock()
-        terminal = select(jobs.c.id).where(jobs.c.state.in_([str(s) for s in TERMINAL_STATES]))
         with self._engine.begin() as conn:
             return conn.execute(
                 delete(budget_reservations).where(
                     or_(
-                        budget_reservations.c.job_id.in_(terminal),
+                        _job_finished(),
                         (budget_reservations.c.job_id.is_(None))
                         & (budget_reservations.c.created_at < now - UNATTACHED_TTL),
                     )
@@ -248,18 +247,28 @@ def spent(conn: Connection, start: datetime, end: datetime, tenant: str | None) 
 
 def reserved(conn: Connection, tenant: str | None, now: datetime) -> Decimal:
     """Estimates of requests admitted and not finished (terminal jobs and stale reservations excluded)."""
-    terminal = select(jobs.c.id).where(jobs.c.state.in_([str(s) for s in TERMINAL_STATES]))
     query = select(exact_sum(budget_reservations.c.amount)).where(
         or_(
             budget_reservations.c.job_id.is_(None)
             & (budget_reservations.c.created_at >= now - UNATTACHED_TTL),
-            budget_reservations.c.job_id.is_not(None) & budget_reservations.c.job_id.not_in(terminal),
+            budget_reservations.c.job_id.is_not(None) & ~_job_finished(),
         )
     )
     if tenant is not None:
         query = query.where(budget_reservations.c.tenant == tenant)
     value = conn.execute(query).scalar_one()
     return ZERO if value is None else Decimal(value)
+
+
+def _job_finished() -> Exists:
+    """The reservation's job is terminal: one lookup by the job's id per reservation, so settling and
+    summing reservations cost what the open reservations cost, not the size of the jobs table."""
+    terminal = [str(state) for state in TERMINAL_STATES]
+    return (
+        select(jobs.c.id)
+        .where(jobs.c.id == budget_reservations.c.job_id, jobs.c.state.in_(terminal))
+        .exists()
+    )
 
 
 def count_reservations(engine: Engine) -> int:

@@ -39,6 +39,7 @@ cost_lines = Table(
     UniqueConstraint("job_id", "image_index", "stage", name="uq_cost_lines_job_image_stage"),
     Index("ix_cost_lines_created", "created_at"),
     Index("ix_cost_lines_tenant_created", "tenant", "created_at"),
+    Index("ix_cost_lines_model_preset_id", "model", "preset", "id"),  # admission's recent-cost estimate
 )
 
 ALL_TENANTS = "*"  # spend_rollup.scope of every tenant's lines together (governance's global budget)

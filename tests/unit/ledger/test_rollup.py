@@ -9,11 +9,14 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, select
 
 from rendercost.db.clock import ManualClock
 from rendercost.db.engine import create_db_engine
-from rendercost.db.migrate import migrate
+from rendercost.db.metadata import metadata
+from rendercost.db.migrate import load_table_modules, migrate
 from rendercost.domain.costs import Attribution, Stage
 from rendercost.governance.budgets import BudgetStore
 from rendercost.ledger import rollup
@@ -148,3 +151,12 @@ def test_the_migration_fills_the_rollup_from_an_existing_ledger(db_url: str, tmp
         assert rollup_rows(engine)[(ALL_TENANTS, rollup.day_of(PAST))] == (Decimal("0.0000000001"), 1)
     finally:
         engine.dispose()
+
+
+def test_the_migration_matches_the_rollup_table(migrated_engine: Engine) -> None:
+    load_table_modules()
+    with migrated_engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        diff = compare_metadata(context, metadata)
+    mentioned = [entry for entry in diff if "spend_rollup" in repr(entry) or "model_preset_id" in repr(entry)]
+    assert mentioned == []

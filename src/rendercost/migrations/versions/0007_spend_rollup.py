@@ -1,5 +1,6 @@
 """Spend per budget scope and UTC day, kept as a rollup beside the cost lines (issue 12), filled from
-the ledger that exists.
+the ledger that exists; and an index on (model, preset, id) so admission's cost estimate reads only
+the newest lines: admission's cost no longer grows with the ledger.
 
 Revision ID: 0007_spend_rollup
 Revises: 0006_webhook_fleet
@@ -38,6 +39,7 @@ def upgrade() -> None:
     )
     assert rollup is not None
     op.bulk_insert(rollup, _backfill(op.get_bind()))
+    op.create_index("ix_cost_lines_model_preset_id", "cost_lines", ["model", "preset", "id"])
 
 
 def _backfill(conn: sa.Connection) -> list[dict[str, object]]:
@@ -68,4 +70,5 @@ def _backfill(conn: sa.Connection) -> list[dict[str, object]]:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_cost_lines_model_preset_id", table_name="cost_lines")
     op.drop_table("spend_rollup")
