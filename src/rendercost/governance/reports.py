@@ -35,6 +35,14 @@ DIMENSIONS: dict[str, str] = {
 IDLE = str(Stage.IDLE)
 DEVICE_STAGE_NAMES = frozenset(str(stage) for stage in DEVICE_STAGES)
 CENT = Decimal("0.000001")  # cost-per-render rounding (a millionth of a dollar)
+STREAM_BATCH = 5000  # lines fetched from the cursor at a time
+_READ = [  # what the report reads of a line
+    cost_lines.c[name]
+    for name in (
+        "job_id", "image_index", "stage", "device_seconds", "cost", "cost_avoided", "details",
+        "batch_size", "tenant", "model", "preset", "request_class", "tags",
+    )
+]  # fmt: skip
 
 
 def parse_dimensions(spec: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -185,20 +193,25 @@ def build_report(
 ) -> Report:
     """The report over lines created in ``[since, until)``; ``tenant`` limits it to one tenant."""
     dims = parse_dimensions(by)
-    query = select(cost_lines)
-    query = query.where(*period_filters(since, until, tenant))
-    with engine.connect() as conn:
-        rows = conn.execute(query).mappings().all()
+    query = select(*_READ).where(*period_filters(since, until, tenant))
     groups: dict[tuple[str, ...], _Group] = defaultdict(_Group)
+    images: dict[tuple[str, int], _Image] = {}  # device cost per image, for the batching estimate
     idle_cost, idle_seconds = ZERO, 0.0
-    for row in rows:
-        if row["stage"] == IDLE:
-            idle_cost += row["cost"]
-            idle_seconds += float(row["device_seconds"])
-            continue
-        key = tuple(dimension_value(row, d) for d in dims)
-        _add(groups[key], row)
-    for key, saved in batching_savings(rows, dims).items():
+    with engine.connect() as conn:  # streamed: memory follows the groups and images, not the lines
+        for row in conn.execution_options(yield_per=STREAM_BATCH).execute(query).mappings():
+            if row["stage"] == IDLE:
+                idle_cost += row["cost"]
+                idle_seconds += float(row["device_seconds"])
+                continue
+            key = tuple(dimension_value(row, d) for d in dims)
+            _add(groups[key], row)
+            if row["stage"] in DEVICE_STAGE_NAMES:
+                image = images.get((row["job_id"], row["image_index"]))
+                if image is None:
+                    image = _Image(row["batch_size"], (row["model"], row["preset"]), key)
+                    images[(row["job_id"], row["image_index"])] = image
+                image.cost += row["cost"]
+    for key, saved in batching_savings(images.values()).items():
         groups[key].savings["batching_estimate"] += saved
     latencies = _latencies(engine, {job for group in groups.values() for job in group.jobs})
     report_rows = tuple(_finish(dims, key, group, latencies) for key, group in sorted(groups.items()))
@@ -218,30 +231,31 @@ def build_report(
     )
 
 
-def batching_savings(rows: Sequence[Any], dims: tuple[str, ...]) -> dict[tuple[str, ...], Decimal]:
+@dataclass
+class _Image:
+    """One image's device stages, as the batching estimate needs them."""
+
+    size: int  # its batch's size
+    kind: tuple[str, str]  # (model, preset)
+    key: tuple[str, ...]  # the report group of its first device line
+    cost: Decimal = ZERO  # its device stages' cost
+
+
+def batching_savings(images: Iterable[_Image]) -> dict[tuple[str, ...], Decimal]:
     """Estimated saving of batching, per group: for each image rendered in a batch of 2 or more, the
     average device cost of an image of the same model and preset rendered alone (batch size 1, same
     window) minus what it cost. No estimate for a model/preset never rendered alone in the window."""
-    images: dict[tuple[str, int], dict[str, Any]] = {}
-    for row in rows:
-        if row["stage"] not in DEVICE_STAGE_NAMES:
-            continue
-        image = images.setdefault(
-            (row["job_id"], row["image_index"]),
-            {"cost": ZERO, "size": row["batch_size"], "kind": (row["model"], row["preset"]), "row": row},
-        )
-        image["cost"] += row["cost"]
+    listed = list(images)
     alone: dict[tuple[str, str], list[Decimal]] = defaultdict(list)
-    for image in images.values():
-        if image["size"] == 1:
-            alone[image["kind"]].append(image["cost"])
+    for image in listed:
+        if image.size == 1:
+            alone[image.kind].append(image.cost)
     saved: dict[tuple[str, ...], Decimal] = defaultdict(lambda: ZERO)
-    for image in images.values():
-        costs = alone.get(image["kind"])
-        if image["size"] > 1 and costs:
+    for image in listed:
+        costs = alone.get(image.kind)
+        if image.size > 1 and costs:
             single = sum(costs, ZERO) / len(costs)
-            key = tuple(dimension_value(image["row"], d) for d in dims)
-            saved[key] += max(ZERO, single - image["cost"]).quantize(CENT)
+            saved[image.key] += max(ZERO, single - image.cost).quantize(CENT)
     return dict(saved)
 
 
