@@ -76,12 +76,16 @@ def write_csv_to(rows: Iterable[tuple[str, ...]], handle: TextIO) -> tuple[int, 
     """CSV with a header row (empty strings are FOCUS nulls), written as the rows come; returns how
     many rows and the exact sum of their ``BilledCost``."""
     handle.write(csv_header())
-    count, total = 0, Decimal(0)
+    count, total, chunk = 0, Decimal(0), []
     for values in rows:
-        handle.write(csv_line(values))
-        count += 1
+        chunk.append(csv_line(values))
         total += Decimal(values[0])  # BilledCost
-    return count, total
+        if len(chunk) == STREAM_BATCH:
+            handle.writelines(chunk)
+            count += len(chunk)
+            chunk = []
+    handle.writelines(chunk)
+    return count + len(chunk), total
 
 
 def iter_csv(rows: Iterable[tuple[str, ...]], *, rows_per_chunk: int = 1000) -> Iterator[str]:

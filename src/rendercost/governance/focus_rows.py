@@ -194,6 +194,17 @@ def _tags(tags: str, tenant: str, model: str, preset: str, stage: str, request_c
     return json.dumps(flat, sort_keys=True, separators=(",", ":"))
 
 
+@lru_cache(maxsize=1024)
+def _resource(device_type: str, pricing_model: str) -> tuple[str, str]:
+    """ResourceId (= ResourceName) and PricingCategory of a device and pricing model."""
+    return f"{device_type}/{pricing_model}", _PRICING_CATEGORY.get(pricing_model, "Standard")
+
+
+@lru_cache(maxsize=65536)
+def _invoice(tenant: str, month: str) -> str:
+    return f"{PROVIDER}-{tenant}-{month}"  # the tenant's monthly statement
+
+
 @lru_cache(maxsize=65536)
 def _money_text(value: str) -> str:
     """``_money`` of a decimal text (prices, quantities and savings repeat from line to line)."""
@@ -236,15 +247,15 @@ def focus_values(
     billed = _money(Decimal(cost))
     price_text, amount_text, list_cost = _price(str(unit_price), str(quantity))
     focus_units = focus_unit(unit)
-    resource = f"{device_type}/{pricing_model}"
+    resource, pricing_category = _resource(device_type, pricing_model)
     description = (
         f"idle device time of {job_id}" if idle else f"{stage} of render {job_id} ({model}, {preset})"
     )
     return (
         billed, tenant, tenant, "USD", billing_start, billing_end, "Usage", "", description,
         "Usage-Based", charge_start, charge_end, amount_text, focus_units, billed, price_text, billed,
-        f"{PROVIDER}-{tenant}-{month}", PROVIDER, list_cost, price_text,
-        _PRICING_CATEGORY.get(pricing_model, "Standard"), amount_text, focus_units, PROVIDER, PROVIDER,
+        _invoice(tenant, month), PROVIDER, list_cost, price_text, pricing_category, amount_text,
+        focus_units, PROVIDER, PROVIDER,
         resource, resource, resource_type, category, service, subcategory, tenant, tenant,
         _tags(tags, tenant, model, preset, stage, request_class), ALLOCATION_OF, "" if idle else job_id,
         str(image_index), stage, batch_id, str(batch_size), repr(float(device_seconds)), device_type,
