@@ -11,14 +11,16 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Connection, Engine, select
 
+from rendercost.db.types import exact_sum
 from rendercost.domain.costs import Stage
 from rendercost.domain.presets import get_preset
 from rendercost.domain.specs import RenderRequest
 from rendercost.ledger.tables import cost_lines
 
 SAMPLE_IMAGES = 200  # recent images averaged per (model, preset)
+SCAN_LINES = SAMPLE_IMAGES * 16  # newest lines read to find them (an image has about 6 lines)
 FALLBACK_PER_MEGAPIXEL = Decimal("0.002")  # USD per megapixel with no history (about an L4 SDXL render)
 ESTIMATE_QUANTUM = Decimal("0.0000000001")
 
@@ -31,36 +33,48 @@ class CostEstimator:
         self._fallback = fallback_per_megapixel
 
     def per_image(self, model: str, preset: str, width: int, height: int) -> Decimal:
-        """Average USD per image of recent renders of ``model`` with ``preset``."""
-        image = (cost_lines.c.job_id, cost_lines.c.image_index)
-        recent = (
-            select(*image, func.max(cost_lines.c.id).label("last"))
-            .where(
-                cost_lines.c.model == model,
-                cost_lines.c.preset == preset,
-                cost_lines.c.image_index >= 0,
-                cost_lines.c.stage != str(Stage.IDLE),
-            )
-            .group_by(*image)
-            .order_by(func.max(cost_lines.c.id).desc())
-            .limit(SAMPLE_IMAGES)
-            .subquery()
-        )
+        """Average USD per image of recent renders of ``model`` with ``preset``.
+
+        The recent images are found by reading the newest lines of the model and preset backwards
+        (the ``ix_cost_lines_model_preset_id`` index), at most ``SCAN_LINES`` of them, so the cost of an
+        estimate does not grow with the ledger."""
         with self._engine.connect() as conn:
-            keys = [(row.job_id, row.image_index) for row in conn.execute(select(recent))]
+            keys = self._recent_images(conn, model, preset)
             if not keys:
                 return (self._fallback * Decimal(width * height) / Decimal(1_000_000)).quantize(
                     ESTIMATE_QUANTUM
                 )
             jobs = {job for job, _ in keys}
             wanted = set(keys)
+            per_image = (cost_lines.c.job_id, cost_lines.c.image_index)
             rows = conn.execute(
-                select(cost_lines.c.job_id, cost_lines.c.image_index, cost_lines.c.cost).where(
-                    cost_lines.c.job_id.in_(jobs)
-                )
+                select(*per_image, exact_sum(cost_lines.c.cost))
+                .where(cost_lines.c.job_id.in_(jobs))
+                .group_by(*per_image)
             ).all()
-        total = sum((row.cost for row in rows if (row.job_id, row.image_index) in wanted), Decimal(0))
+        total = sum((cost for job, index, cost in rows if (job, index) in wanted), Decimal(0))
         return (total / len(wanted)).quantize(ESTIMATE_QUANTUM)
+
+    @staticmethod
+    def _recent_images(conn: Connection, model: str, preset: str) -> list[tuple[str, int]]:
+        """Up to ``SAMPLE_IMAGES`` (job, image) pairs, newest line first."""
+        newest = (
+            select(cost_lines.c.job_id, cost_lines.c.image_index)
+            .where(
+                cost_lines.c.model == model,
+                cost_lines.c.preset == preset,
+                cost_lines.c.image_index >= 0,
+                cost_lines.c.stage != str(Stage.IDLE),
+            )
+            .order_by(cost_lines.c.id.desc())
+            .limit(SCAN_LINES)
+        )
+        keys: dict[tuple[str, int], None] = {}  # insertion-ordered: newest first
+        for job_id, image_index in conn.execute(newest):
+            keys.setdefault((job_id, image_index))
+            if len(keys) == SAMPLE_IMAGES:
+                break
+        return list(keys)
 
     def estimate(self, request: RenderRequest) -> Decimal:
         """USD the request will probably cost."""

@@ -13,12 +13,11 @@
 
 from __future__ import annotations
 
-import io
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field
 
 from rendercost.api.deps import Authenticated, Governance, blocking, services
@@ -26,7 +25,7 @@ from rendercost.auth.keys import ApiKey
 from rendercost.db.clock import as_utc
 from rendercost.errors import InvalidRequest, NotFound, PermissionDenied
 from rendercost.governance.anomaly import scan
-from rendercost.governance.focus import iter_focus_rows, write_csv_to
+from rendercost.governance.focus import iter_csv, iter_focus_values
 from rendercost.governance.reports import build_report, parse_dimensions
 from rendercost.governance.tables import GLOBAL_SCOPE
 
@@ -99,15 +98,10 @@ async def focus_export(
     require_admin(key)
     gov = governance(request)
 
-    def render() -> str:
-        buffer = io.StringIO()
-        rows = iter_focus_rows(gov.engine, _utc_or_none(since), _utc_or_none(until))
-        write_csv_to(list(rows), buffer)
-        return buffer.getvalue()
-
-    body = await blocking(render)
+    rows = iter_focus_values(gov.engine, _utc_or_none(since), _utc_or_none(until))
     headers = {"Content-Disposition": 'attachment; filename="rendercost-focus.csv"'}
-    return Response(body, media_type="text/csv; charset=utf-8", headers=headers)
+    # streamed: Starlette reads the (blocking) chunk iterator in a worker thread, chunk by chunk
+    return StreamingResponse(iter_csv(rows), media_type="text/csv; charset=utf-8", headers=headers)
 
 
 @router.get("/v1/costs/anomalies")

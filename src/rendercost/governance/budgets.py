@@ -1,12 +1,13 @@
 """Budgets per tenant and global, per UTC day or calendar month, with a breaker at admission.
 
-Spend in a period is the ledger's exact total since the period began; *reserved* is the sum of the
-estimates of admitted requests whose jobs are not terminal yet (a terminal job's actual cost is in the
-ledger, so its reservation stops counting: that is settlement). ``reserve`` refuses with
-``BudgetExceeded`` when spent + reserved + estimate would pass a budget that applies, unless an admin
-override is in force. The check and the insert run in ONE transaction holding the budget rows' lock
-(``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` serializes writers), so N
-concurrent requests near a budget overspend by at most one estimate.
+Spend in a period is the ledger's exact total since the period began, read from the spend rollup
+(``ledger.rollup``, kept in the lines' own transaction), so a check costs the same at any ledger size.
+*Reserved* is the sum of the estimates of admitted requests whose jobs are not terminal yet (a terminal
+job's actual cost is in the ledger, so its reservation stops counting: that is settlement).
+``reserve`` refuses with ``BudgetExceeded`` when spent + reserved + estimate would pass a budget that
+applies, unless an admin override is in force. The check and the insert run in ONE transaction
+holding the budget rows' lock (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite's ``BEGIN IMMEDIATE``
+serializes writers), so N concurrent requests near a budget overspend by at most one estimate.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import Connection, Engine, delete, func, or_, select, update
+from sqlalchemy import Connection, Engine, Exists, delete, func, or_, select, update
 
 from rendercost.db.clock import Clock, utcnow
 from rendercost.db.types import Money, exact_sum
@@ -25,7 +26,7 @@ from rendercost.domain.money import ZERO
 from rendercost.errors import BudgetExceeded, InvalidRequest, NotFound
 from rendercost.governance.periods import Period
 from rendercost.governance.tables import GLOBAL_SCOPE, budget_reservations, budgets
-from rendercost.ledger.tables import cost_lines
+from rendercost.ledger import rollup
 from rendercost.queue.tables import jobs
 
 UNATTACHED_TTL = timedelta(minutes=10)  # a reservation whose enqueue never happened stops counting
@@ -207,12 +208,11 @@ class BudgetStore:
     def settle(self) -> int:
         """Delete reservations of terminal jobs and stale unattached ones; return how many."""
         now = self._clock()
-        terminal = select(jobs.c.id).where(jobs.c.state.in_([str(s) for s in TERMINAL_STATES]))
         with self._engine.begin() as conn:
             return conn.execute(
                 delete(budget_reservations).where(
                     or_(
-                        budget_reservations.c.job_id.in_(terminal),
+                        _job_finished(),
                         (budget_reservations.c.job_id.is_(None))
                         & (budget_reservations.c.created_at < now - UNATTACHED_TTL),
                     )
@@ -240,30 +240,35 @@ class BudgetStore:
 
 
 def spent(conn: Connection, start: datetime, end: datetime, tenant: str | None) -> Decimal:
-    """Exact ledger total in ``[start, end)`` (one tenant's, or everyone's)."""
-    query = select(exact_sum(cost_lines.c.cost)).where(
-        cost_lines.c.created_at >= start, cost_lines.c.created_at < end
-    )
-    if tenant is not None:
-        query = query.where(cost_lines.c.tenant == tenant)
-    value = conn.execute(query).scalar_one()
-    return ZERO if value is None else Decimal(value)
+    """Exact ledger total in the whole-day window ``[start, end)`` (one tenant's, or everyone's), read
+    from the spend rollup the ledger keeps: at most one row per day, whatever the ledger's size."""
+    return rollup.spent(conn, tenant, start, end)
 
 
 def reserved(conn: Connection, tenant: str | None, now: datetime) -> Decimal:
     """Estimates of requests admitted and not finished (terminal jobs and stale reservations excluded)."""
-    terminal = select(jobs.c.id).where(jobs.c.state.in_([str(s) for s in TERMINAL_STATES]))
     query = select(exact_sum(budget_reservations.c.amount)).where(
         or_(
             budget_reservations.c.job_id.is_(None)
             & (budget_reservations.c.created_at >= now - UNATTACHED_TTL),
-            budget_reservations.c.job_id.is_not(None) & budget_reservations.c.job_id.not_in(terminal),
+            budget_reservations.c.job_id.is_not(None) & ~_job_finished(),
         )
     )
     if tenant is not None:
         query = query.where(budget_reservations.c.tenant == tenant)
     value = conn.execute(query).scalar_one()
     return ZERO if value is None else Decimal(value)
+
+
+def _job_finished() -> Exists:
+    """The reservation's job is terminal: one lookup by the job's id per reservation, so settling and
+    summing reservations cost what the open reservations cost, not the size of the jobs table."""
+    terminal = [str(state) for state in TERMINAL_STATES]
+    return (
+        select(jobs.c.id)
+        .where(jobs.c.id == budget_reservations.c.job_id, jobs.c.state.in_(terminal))
+        .exists()
+    )
 
 
 def count_reservations(engine: Engine) -> int:

@@ -38,6 +38,14 @@ DIMENSIONS: dict[str, str] = {
 }  # report dimension -> cost_lines column
 IDLE = str(Stage.IDLE)
 CENT = Decimal("0.000001")  # cost-per-render rounding (a millionth of a dollar)
+STREAM_BATCH = 5000  # lines fetched from the cursor at a time
+_READ = [  # what the report reads of a line
+    cost_lines.c[name]
+    for name in (
+        "job_id", "image_index", "stage", "device_seconds", "cost", "cost_avoided", "details",
+        "batch_size", "tenant", "model", "preset", "request_class", "tags",
+    )
+]  # fmt: skip
 
 
 def parse_dimensions(spec: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -188,19 +196,17 @@ def build_report(
 ) -> Report:
     """The report over lines created in ``[since, until)``; ``tenant`` limits it to one tenant."""
     dims = parse_dimensions(by)
-    query = select(cost_lines)
-    query = query.where(*period_filters(since, until, tenant))
-    with engine.connect() as conn:
-        rows = conn.execute(query).mappings().all()
+    query = select(*_READ).where(*period_filters(since, until, tenant))
     groups: dict[tuple[str, ...], _Group] = defaultdict(_Group)
     idle_cost, idle_seconds = ZERO, 0.0
-    for row in rows:
-        if row["stage"] == IDLE:
-            idle_cost += row["cost"]
-            idle_seconds += float(row["device_seconds"])
-            continue
-        key = tuple(dimension_value(row, d) for d in dims)
-        _add(groups[key], row)
+    with engine.connect() as conn:  # streamed: memory follows the groups, not the lines
+        for row in conn.execution_options(yield_per=STREAM_BATCH).execute(query).mappings():
+            if row["stage"] == IDLE:
+                idle_cost += row["cost"]
+                idle_seconds += float(row["device_seconds"])
+                continue
+            key = tuple(dimension_value(row, d) for d in dims)
+            _add(groups[key], row)
     for saved in saving_rows(engine, since, until, tenant):
         key = tuple(dimension_value(saved, d) for d in dims)
         groups[key].savings[str(saved["mechanism"])] += saved["amount"]

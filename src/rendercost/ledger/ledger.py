@@ -2,8 +2,9 @@
 
 ``insert_lines`` writes inside the caller's transaction; only ``ledger/`` calls it (``billing.Biller``
 in the transaction that settles a job, so a job's success and its bill commit together; ``idle`` for
-idle device time). Readers get frozen ``CostLine`` values and exact ``Decimal``
-totals on both engines.
+idle device time). It adds the lines it wrote to the spend rollup (``ledger.rollup``) in that same
+transaction, so every write path keeps the rollup equal to the ledger. Readers get frozen ``CostLine``
+values and exact ``Decimal`` totals on both engines.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from rendercost.db.types import Money, Quantity, exact_sum
 from rendercost.db.upsert import insert_ignoring_conflicts
 from rendercost.domain.costs import Attribution, CostLine, PricingModel, Stage
 from rendercost.domain.money import ZERO
+from rendercost.ledger import rollup
 from rendercost.ledger.tables import cost_lines
 
 _MONEY = Money()
@@ -59,8 +61,10 @@ class Ledger:
             return 0
         stmt = insert_ignoring_conflicts(conn, cost_lines, ("job_id", "image_index", "stage"))
         # executemany with RETURNING: one compiled (and cached) statement, sent in batched VALUES
-        new_ids = conn.execute(stmt.returning(cost_lines.c.id), rows)
-        return len(new_ids.all())  # rows skipped as repeats return nothing
+        returning = stmt.returning(cost_lines.c.tenant, cost_lines.c.cost, cost_lines.c.created_at)
+        new = [(row.tenant, row.cost, row.created_at) for row in conn.execute(returning, rows)]
+        rollup.add(conn, new, now=created_at)  # rows skipped as repeats return nothing: billed once
+        return len(new)
 
     def lines_for_job(self, job_id: str) -> list[CostLine]:
         """The job's lines, by image index then pipeline order."""

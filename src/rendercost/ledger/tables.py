@@ -1,4 +1,4 @@
-"""The ``cost_lines`` table: the ledger, append-only.
+"""The ``cost_lines`` table (the ledger, append-only) and ``spend_rollup`` (its totals per scope and day).
 
 One row per ``domain.costs.CostLine`` plus who and what it was for (tenant, model, preset, request
 class, tags). ``UNIQUE (job_id, image_index, stage)`` makes every write idempotent: a job re-run after a crash
@@ -53,6 +53,22 @@ cost_lines = Table(
     UniqueConstraint("job_id", "image_index", "stage", name="uq_cost_lines_job_image_stage"),
     Index("ix_cost_lines_created", "created_at"),
     Index("ix_cost_lines_tenant_created", "tenant", "created_at"),
+    Index("ix_cost_lines_model_preset_id", "model", "preset", "id"),  # admission's recent-cost estimate
+)
+
+ALL_TENANTS = "*"  # spend_rollup.scope of every tenant's lines together (governance's global budget)
+
+# Spend per scope and UTC day, kept by ``ledger.rollup`` in the transaction that writes the lines (so
+# it always equals the SUM of cost_lines.cost over the scope's lines that day); budgets read it instead
+# of summing the ledger. Alembic revision 0007_spend_rollup.
+spend_rollup = Table(
+    "spend_rollup",
+    metadata,
+    Column("scope", String(128), primary_key=True),  # a tenant (cost_lines.tenant), or ALL_TENANTS
+    Column("day", UtcDateTime, primary_key=True),  # UTC midnight starting the day
+    Column("cost", Money(), nullable=False),  # exact sum of the scope's lines created that day
+    Column("lines", BigInteger, nullable=False),  # how many lines
+    Column("updated_at", UtcDateTime, nullable=False),
 )
 
 saving_lines = Table(
