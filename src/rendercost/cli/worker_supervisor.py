@@ -5,11 +5,13 @@ priorities and, for ``--metrics-bind HOST:PORT``, port PORT+i for the i-th devic
 a child that exits non-zero or is killed is started again after a backoff (1 s doubling to 30 s; reset
 once a child has run 60 s); a child that exits 0 (a burst run that emptied the queue) is done. On stop
 (SIGTERM to the supervisor) every child gets SIGTERM and drains on its own; the supervisor waits for
-them and exits 0.
+them and exits 0. On Linux each child also gets SIGTERM when the supervisor dies by any means (SIGKILL
+included: ``prctl(PR_SET_PDEATHSIG)``), so no worker outlives it holding leases nobody watches.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import signal
 import subprocess
@@ -27,6 +29,18 @@ HEALTHY_RUN_S = 60.0  # a child that ran this long starts its next backoff from 
 POLL_S = 0.2
 
 Command = Callable[[int, str], list[str]]  # (device index, device) -> argv of that device's child
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_parent() -> None:
+    """In a child between fork and exec (``Popen(preexec_fn=...)``), Linux only: ask the kernel to send
+    this process SIGTERM when its parent dies."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+
+
+_PREEXEC = die_with_parent if sys.platform == "linux" else None
 
 
 def child_command(
@@ -130,7 +144,9 @@ class Supervisor:
 
     def _start(self, child: _Child, now: float) -> None:
         argv = self.command(child.index, child.device)
-        child.process = subprocess.Popen(argv)  # noqa: S603  (our interpreter and CLI, no shell)
+        child.process = subprocess.Popen(  # noqa: S603  (our interpreter and CLI, no shell)
+            argv, preexec_fn=_PREEXEC
+        )
         child.started_at = now
         logger.info("worker for %s started", child.device, extra={"fields": {"pid": child.process.pid}})
 

@@ -86,3 +86,41 @@ def test_stopping_the_supervisor_stops_its_children(tmp_path: Path) -> None:
     stop.set()
     runner.join(timeout=60)
     assert process.returncode == -signal.SIGTERM
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_supervisor_killed_by_sigkill_takes_its_children_with_it(tmp_path: Path) -> None:
+    """The supervisor (its own process here) is SIGKILLed, so it cannot forward anything: the kernel
+    sends each child SIGTERM (prctl PR_SET_PDEATHSIG), and the child, a sleeper, is gone."""
+    import subprocess
+
+    import psutil
+
+    pid_file = tmp_path / "child.pid"
+    child = (
+        "import os, pathlib, time\n"
+        f"pathlib.Path({str(pid_file)!r}).write_text(str(os.getpid()))\n"
+        "time.sleep(600)\n"
+    )
+    supervising = (
+        "import sys, threading\n"
+        "from rendercost.cli.worker_supervisor import Supervisor\n"
+        f"Supervisor(['cpu'], lambda i, d: [sys.executable, '-c', {child!r}]).run(threading.Event())\n"
+    )
+    supervisor = subprocess.Popen([sys.executable, "-c", supervising])
+    try:
+        wait_until(lambda: pid_file.exists() and pid_file.read_text().strip(), what="the child started")
+        child_pid = int(pid_file.read_text())
+        supervisor.send_signal(signal.SIGKILL)
+        supervisor.wait(timeout=30)
+
+        def gone() -> bool:
+            try:
+                return psutil.Process(child_pid).status() == psutil.STATUS_ZOMBIE
+            except psutil.NoSuchProcess:
+                return True
+
+        wait_until(gone, what="the orphaned child exited", timeout_s=30)
+    finally:
+        if supervisor.poll() is None:
+            supervisor.kill()
