@@ -1,6 +1,6 @@
 """Browser fixtures: Debian's Chromium driven by Playwright, against a real server on loopback.
 
-- ``chromium`` (session): headless Chromium at ``/usr/bin/chromium`` (``make services`` installs it;
+- ``chromium`` (module): headless Chromium at ``/usr/bin/chromium`` (``make services`` installs it;
   the tests skip, saying so, where it is missing).
 - ``web`` (module): a live server on the tiny model (``tests/integration/http_server.py``), with keys
   for two tenants and an admin.
@@ -69,8 +69,8 @@ class Web:
         )
 
 
-@pytest.fixture(scope="session")
-def chromium() -> Iterator[Any]:
+@pytest.fixture(scope="module")  # not session: Playwright's sync API runs an event loop on this thread
+def chromium() -> Iterator[Any]:  # while it lives, and asyncio.run() in later tests would refuse to start
     if not CHROMIUM.exists():
         pytest.skip("Debian's chromium is not installed (make services installs it)")
     from playwright.sync_api import sync_playwright
