@@ -64,8 +64,13 @@ def iter_focus_values(
         query = select(*read).where(*period_filters(since, until, tenant))
         query = query.order_by(cost_lines.c.created_at, cost_lines.c.id)
         savings = _savings_by_line(engine, since, until, tenant)
-        for line in conn.execution_options(yield_per=STREAM_BATCH).execute(query):
-            yield focus_values(*line, savings=savings.get((line.job_id, line.image_index, line.stage)))
+        lines = conn.execution_options(yield_per=STREAM_BATCH).execute(query)
+        if not savings:
+            for line in lines:
+                yield focus_values(*line)
+            return
+        for line in lines:  # LINE_FIELDS starts with job_id, image_index, stage: the savings' key
+            yield focus_values(*line, savings=savings.get(tuple(line[:3])))
 
 
 def _savings_by_line(

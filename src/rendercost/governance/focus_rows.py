@@ -147,6 +147,15 @@ def _money(value: Decimal) -> str:
     return "0" if text in ("-0", "") else text
 
 
+def _money_of(value: Decimal | str) -> str:
+    """``_money`` of a Decimal or a decimal text; a plain text (digits, one point, no exponent) is trimmed
+    as text, which gives the same string without building a Decimal (a million lines' costs)."""
+    if isinstance(value, str) and "e" not in value and "E" not in value:
+        text = value.rstrip("0").rstrip(".") if "." in value else value
+        return "0" if text in ("", "-", "-0", "0") else text
+    return _money(Decimal(value))
+
+
 def focus_unit(unit: str) -> str:
     """The ledger's unit in FOCUS UnitFormat (``device-hour`` -> ``Hours``); unknown units pass through."""
     return _FOCUS_UNITS.get(unit, unit)
@@ -262,15 +271,18 @@ def focus_values(
     charge_start, charge_end, billing_start, billing_end, month = _hour(hour)
     resource_type, category, service, subcategory, basis = _stage(stage)
     idle = basis == "idle"
-    billed = _money(Decimal(cost))
+    billed = _money_of(cost)
     price_text, amount_text, list_cost = _price(str(unit_price), str(quantity))
     focus_units = focus_unit(unit)
     resource, pricing_category = _resource(device_type, pricing_model)
     description = (
         f"idle device time of {job_id}" if idle else f"{stage} of render {job_id} ({model}, {preset})"
     )
-    saved = tuple(sorted((name, _money(amount)) for name, amount in (savings or {}).items()))
-    saved_total = _money(sum((savings or {}).values(), Decimal(0)))
+    saved: tuple[tuple[str, str], ...] = ()
+    saved_total = "0"
+    if savings:
+        saved = tuple(sorted((name, _money(amount)) for name, amount in savings.items()))
+        saved_total = _money(sum(savings.values(), Decimal(0)))
     return (
         billed, tenant, tenant, "USD", billing_start, billing_end, "Usage", "", description,
         "Usage-Based", charge_start, charge_end, amount_text, focus_units, billed, price_text, billed,
