@@ -29,7 +29,7 @@ from rendercost.ledger.idle import IDLE_TENANT
 from rendercost.ledger.ledger import Ledger
 from rendercost.queue.sql_store import SqlJobStore
 from rendercost.testing.waiting import wait_until
-from tests.integration.worker_helpers import POLL_S, RENDERCOST, child_env, write_config
+from tests.integration.worker_helpers import POLL_S, RENDERCOST, child_env, run_burst_worker, write_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -85,14 +85,7 @@ def test_sigkill_mid_batch_then_restart_bills_each_job_once(
     expiry = max((job.lease_expires_at for job in orphaned if job.lease_expires_at), default=None)
     if expiry is not None:  # wait out the dead worker's leases (at most LEASE_SECONDS)
         time.sleep(max(0.0, (expiry - datetime.now(UTC)).total_seconds()) + 0.2)
-    rescue = subprocess.run(
-        [RENDERCOST, "--config", str(config), "worker", "--burst", "--worker-id", "rescuer"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert rescue.returncode == 0, rescue.stderr[-2000:]
+    run_burst_worker(config, env)
 
     jobs = [store.get(job_id) for job_id in job_ids]
     assert [job.state for job in jobs] == [JobState.SUCCEEDED] * JOBS

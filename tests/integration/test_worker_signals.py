@@ -30,7 +30,7 @@ from rendercost.domain.specs import Priority, RenderRequest, RenderSpec
 from rendercost.ledger.ledger import Ledger
 from rendercost.queue.sql_store import SqlJobStore
 from rendercost.testing.waiting import wait_until
-from tests.integration.worker_helpers import POLL_S, RENDERCOST, child_env, write_config
+from tests.integration.worker_helpers import POLL_S, RENDERCOST, child_env, run_burst_worker, write_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -102,14 +102,7 @@ def test_sigterm_mid_batch_books_the_lost_device_time_and_the_job_succeeds_once(
     assert interrupted.stage is Stage.INTERRUPTED and interrupted.device_seconds > 0
     assert interrupted.cost > 0 and str(interrupted.pricing_model) == "spot"
 
-    rescue = subprocess.run(
-        [RENDERCOST, "--config", str(config), "worker", "--burst", "--worker-id", "rescuer"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert rescue.returncode == 0, rescue.stderr[-2000:]
+    run_burst_worker(config, env)
     done = store.get(job_id)
     assert done.state is JobState.SUCCEEDED and done.attempts == 1 and done.result is not None
     lines = ledger.lines_for_job(job_id)

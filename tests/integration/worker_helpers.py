@@ -1,10 +1,11 @@
 """What the worker and batch-CLI integration tests share: a settings file for a `rendercost` child
-process, the environment to run it in, and how often to poll the database while it works
-(``rendercost.testing.waiting.wait_until``)."""
+process, the environment to run it in, a burst worker that renders what is left, and how often to poll
+the database while it works (``rendercost.testing.waiting.wait_until``)."""
 
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -33,3 +34,16 @@ def child_env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RENDERCOST_")}
     env.update(OMP_NUM_THREADS="1", XDG_DATA_HOME=str(tmp_path / "xdg"), PYTHONUNBUFFERED="1")
     return env
+
+
+def run_burst_worker(config: Path, env: dict[str, str], worker_id: str = "rescuer") -> None:
+    """Run ``rendercost worker --burst`` on ``config`` until the queue is empty; it must exit 0."""
+    done = subprocess.run(
+        [RENDERCOST, "--config", str(config), "worker", "--burst", "--worker-id", worker_id],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]

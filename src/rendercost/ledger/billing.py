@@ -19,6 +19,7 @@ from dataclasses import replace
 from sqlalchemy import Connection, func, select
 
 from rendercost.artifacts.protocol import ArtifactRef
+from rendercost.artifacts.records import record_artifacts
 from rendercost.db.clock import Clock, utcnow
 from rendercost.domain.costs import Attribution, CostLine, Stage
 from rendercost.domain.jobs import Job
@@ -72,7 +73,7 @@ class Biller:
             if not done.changed:
                 return done.job
             check_lines_belong(job_id, lines)
-            self._store.insert_artifacts(conn, done.job, artifacts)
+            record_artifacts(conn, done.job, artifacts)
             self._ledger.insert_lines(conn, lines, done.job.attribution, now=done.job.finished_at)
             self._record_savings(conn, lines, done.job, learn=True)
             return done.job
@@ -109,7 +110,7 @@ class Biller:
             )
             if not done.changed:
                 return done.job
-            self._store.insert_artifacts(conn, done.job, artifacts)
+            record_artifacts(conn, done.job, artifacts)
             self._ledger.insert_lines(conn, lines, done.job.attribution, now=done.job.finished_at)
             self._record_savings(conn, lines, done.job)
             return done.job

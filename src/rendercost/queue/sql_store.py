@@ -3,7 +3,7 @@
 Every method that takes no connection is one transaction. Claims lock rows with
 ``SELECT ... FOR UPDATE SKIP LOCKED`` on PostgreSQL, so concurrent workers never claim the same job and
 never wait on each other; on SQLite the engine opens every transaction with ``BEGIN IMMEDIATE``, which
-serializes writers. Completing a job (``mark_succeeded``, ``insert_answered``, ``insert_artifacts``)
+serializes writers. Completing a job (``mark_succeeded``, ``insert_answered``)
 runs inside a transaction the caller opens with ``transaction()``: ``ledger.billing.Biller`` settles
 the job and writes its cost lines in that one transaction, so a job re-run after a crash is billed
 exactly once. State changes go through ``domain.jobs.check_transition``.
@@ -32,8 +32,6 @@ from sqlalchemy import (
     update,
 )
 
-from rendercost.artifacts.protocol import ArtifactRef
-from rendercost.artifacts.tables import artifacts as artifacts_table
 from rendercost.db.clock import Clock, utcnow
 from rendercost.db.upsert import insert_ignoring_conflicts
 from rendercost.domain.jobs import Job, JobState, check_transition, new_job_id
@@ -96,7 +94,7 @@ class SqlJobStore:
     def transaction(self) -> Iterator[Connection]:
         """One transaction on the store's database, committed when the block ends, rolled back when
         it raises: the seam through which the ledger bills a job in the same transaction that
-        settles it (``mark_succeeded``, ``insert_answered``, ``insert_artifacts`` take its connection)."""
+        settles it (``mark_succeeded``, ``insert_answered`` take its connection)."""
         with self._engine.begin() as conn:
             yield conn
 
@@ -306,37 +304,6 @@ class SqlJobStore:
             )
         )
         return Transition(_select_job(conn, jobs.c.id == job_id), changed=True)
-
-    @staticmethod
-    def insert_artifacts(conn: Connection, job: Job, refs: Sequence[tuple[ArtifactRef, int]]) -> None:
-        """Record ``(artifact, image_index)`` rows of ``job`` in ``conn``'s transaction; a row already
-        there for (job, image index) stays. Each row expires the request's granted retention
-        (``RenderRequest.retention.granted_days``) after it is written, the days its storage line
-        priced. ``ValueError`` for an index outside the job's images."""
-        bad = [index for _ref, index in refs if not 0 <= index < job.request.n]
-        if bad:
-            raise ValueError(f"artifact image indexes {bad} outside 0..{job.request.n - 1} for job {job.id}")
-        if not refs:
-            return
-        created = job.finished_at or job.created_at
-        days = job.request.retention.granted_days  # what the storage lines priced
-        rows = [
-            {
-                "key": ref.key,
-                "size_bytes": ref.size_bytes,
-                "sha256": ref.sha256,
-                "media_type": ref.media_type,
-                "job_id": job.id,
-                "image_index": index,
-                "tenant": job.tenant,
-                "created_at": created,
-                "retention_days": days,
-                "expires_at": created + timedelta(days=days),
-            }
-            for ref, index in refs
-        ]
-        stmt = insert_ignoring_conflicts(conn, artifacts_table, ("job_id", "image_index"))
-        conn.execute(stmt.values(rows))
 
     def fail(self, job_id: str, worker_id: str, error: str, *, retryable: bool = True) -> Job:
         """Requeue with exponential backoff, or dead-letter (FAILED) when not retryable or after the
