@@ -11,6 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+SMOKE_GAP = Decimal("0.10")  # savings + optimized against naive, share of naive (see the test)
 
 
 def test_a_short_night_replays_naive_and_optimized(tmp_path: Path) -> None:
@@ -27,7 +28,9 @@ def test_a_short_night_replays_naive_and_optimized(tmp_path: Path) -> None:
     assert Decimal(optimized["cost_usd"]) < Decimal(naive["cost_usd"])
     saved = sum((Decimal(v) for v in optimized["savings_usd"].values()), Decimal(0))
     assert {"routing", "lifecycle"} <= set(optimized["savings_usd"])
-    assert abs(Decimal(naive["cost_usd"]) - Decimal(optimized["cost_usd"]) - saved) <= Decimal(
-        "0.05"
-    ) * Decimal(naive["cost_usd"])
+    # 20 requests measure the machine's drift between the two servers as much as the savings (a 7%
+    # gap seen once in four runs here); double-counting a mechanism opens a gap of 12-47% of the naive
+    # cost (batching, result cache, routing), so 10% still catches it. The 400-request run keeps 5%.
+    gap = abs(Decimal(naive["cost_usd"]) - Decimal(optimized["cost_usd"]) - saved)
+    assert gap <= SMOKE_GAP * Decimal(naive["cost_usd"]), (gap, figures)
     assert "re-priced at l4" in done.stdout and "gap" in done.stdout
