@@ -137,6 +137,10 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"  # rendercost's loggers
     # torch CPU threads per process; 0 = torch's default (one per core). On 2 shared cores 1 was fastest.
     torch_threads: int = Field(default=1, ge=0)
+    # how long a Python thread may keep the GIL while another waits (Python's default: 5 ms), set in
+    # every process that runs a worker: the render loop lets go of the GIL for each tensor op and, beside
+    # busy API threads, waited up to this long each time to get it back (render time +15-20% at 5 ms)
+    gil_switch_interval_ms: float = Field(default=0.5, gt=0, le=100)
     data_dir: Path = Field(default_factory=default_data_dir)  # models, database, artifacts
     database_url: str | None = None  # None: sqlite file in data_dir
     artifacts_dir: Path | None = None  # None: data_dir/artifacts

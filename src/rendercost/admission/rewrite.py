@@ -135,7 +135,7 @@ class PromptRewriter:
         if hit is not None:
             return RewriteOutcome(_stored_result(hit.rewrite), "hit", reused=True)
         result = self.gateway.rewrite(request)
-        if result.provider != "builtin":
+        if not result.fallback:
             cache.put(tenant, scope, request.prompt, asdict(result), vector=vector)
         return RewriteOutcome(result, "miss")
 

@@ -2,8 +2,10 @@
 that change the picture but barely move a sentence embedding are the same in both.
 
 ``guard_signature(prompt)`` extracts colours, numbers (digits and number words; a plural noun counts
-as "many"), negations and nouns (a small product/scene lexicon; plurals folded) into one canonical
-string. The cache requires exact equality of signatures on top of the cosine threshold.
+as "many"), negations, nouns (a small product/scene lexicon; plurals folded) and qualifiers (lighting,
+time of day and materials: "golden hour" and "cool morning light" are 0.95 apart in MiniLM and are not
+the same photo) into one canonical string. The cache requires exact equality of signatures on top of
+the cosine threshold.
 """
 
 from __future__ import annotations
@@ -38,6 +40,16 @@ NOUNS = _words(
     "cat dog horse bird fish cow fox bear lion tiger man woman child girl boy person people "
     "tree flower rose house building bridge castle"
 )
+QUALIFIERS = _words(
+    # lighting and time of day
+    "golden hour morning evening noon midday dusk dawn twilight overcast cloudy foggy misty hazy "
+    "daylight sunlight sunlit moonlight moonlit candlelight flash neon softbox spotlight backlit "
+    "backlight rim ambient dramatic soft hard harsh diffused warm cool cold dim bright dark "
+    # materials
+    "leather ceramic porcelain steel metal iron copper brass bronze aluminium aluminum wooden wood oak "
+    "walnut bamboo crystal marble granite concrete stone velvet silk satin wool linen cotton denim "
+    "canvas suede plastic rubber paper cardboard"
+)
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)?|\d+(?:\.\d+)?")
 
 
@@ -52,10 +64,11 @@ def _singular(word: str) -> str:
 
 
 def guard_signature(prompt: str) -> str:
-    """Canonical ``colours|numbers|negations|nouns`` of ``prompt`` (each part sorted)."""
+    """Canonical ``colours|numbers|negations|nouns|qualifiers`` of ``prompt`` (each part sorted)."""
     words = ["grey" if w == "gray" else w for w in _WORD.findall(prompt.lower())]
     colours = sorted({w for w in words if w in COLOURS})
     negations = sorted({w for w in words if w in NEGATIONS})
+    qualifiers = sorted({w for w in words if w in QUALIFIERS})
     numbers: set[str] = set()
     nouns: set[str] = set()
     plural = False
@@ -70,4 +83,5 @@ def guard_signature(prompt: str) -> str:
             plural = plural or singular != word
     if plural and not numbers:
         numbers.add("many")  # "sneakers" is not "a sneaker"
-    return "|".join(",".join(part) for part in (colours, sorted(numbers), negations, sorted(nouns)))
+    parts = (colours, sorted(numbers), negations, sorted(nouns), qualifiers)
+    return "|".join(",".join(part) for part in parts)

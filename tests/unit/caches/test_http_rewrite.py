@@ -92,6 +92,26 @@ def test_every_provider_failing_renders_with_the_builtin_rewrite(rewriting_api: 
     record = job["request"]["extra"]["rewrite"]
     assert record["fallback"] is True and record["provider"] == "builtin"
     assert Decimal(str(_rewrite_lines(api, job["id"])[0]["cost"])) == 0
+    again = api.client.post(GEN, json={**body, "seed": 2}, headers=api.headers()).json()
+    assert again["rendercost"]["cache"]["rewrite"] == "miss"  # a fallback is never stored
+
+
+def test_with_the_builtin_rewriter_a_paraphrase_renders_nothing(make_api: ApiFactory) -> None:
+    """No LLM configured: the builtin rewrite is stored like a provider's, so a paraphrase takes the
+    first request's revised prompt and is answered by the exact-result cache."""
+    api = make_api()
+    body = {"prompt": "a silver ring in a sunlit kitchen, golden hour light", "seed": 3, "rewrite": True}
+    first = api.client.post(GEN, json=body, headers=api.headers()).json()
+    assert first["rendercost"]["rewrite"]["provider"] == "builtin"
+    assert first["rendercost"]["cache"]["rewrite"] == "miss"
+    paraphrase = {**body, "prompt": "silver ring in a sunlit kitchen, golden hour light, product photo"}
+    second = api.client.post(GEN, json=paraphrase, headers=api.headers()).json()
+    assert second["rendercost"]["cache"] == {"result": "hit", "embedding": "off", "rewrite": "hit"}
+    assert second["data"][0]["revised_prompt"] == first["data"][0]["revised_prompt"]
+    other_light = {**body, "prompt": "a silver ring in a sunlit kitchen, cool morning light"}
+    third = api.client.post(GEN, json=other_light, headers=api.headers()).json()
+    assert third["rendercost"]["cache"] == {"result": "miss", "embedding": "off", "rewrite": "miss"}
+    assert api.runner.calls == [1, 1]  # the paraphrase rendered nothing
 
 
 def test_bad_threshold_header_is_a_clear_400(rewriting_api: Api) -> None:

@@ -48,6 +48,28 @@ def test_guard_separates_colour_number_negation_and_noun() -> None:
         assert guard_signature(other) != base, other
 
 
+def test_guard_separates_lighting_and_material() -> None:
+    base = guard_signature("a ceramic mug in a sunlit kitchen, golden hour light")
+    assert base == guard_signature("ceramic mug, golden hour light, in a sunlit kitchen, product photo")
+    for other in ("a ceramic mug in a sunlit kitchen, cool morning light",
+                  "a ceramic mug in a sunlit kitchen, overcast daylight",
+                  "a porcelain mug in a sunlit kitchen, golden hour light"):  # fmt: skip
+        assert guard_signature(other) != base, other
+
+
+def test_a_change_of_light_that_barely_moves_the_embedding_misses(
+    engine: Engine, embedder: MiniLmEmbedder
+) -> None:
+    asked = "product photo of a silver ring in a sunlit kitchen, golden hour light"
+    other_light = "product photo of a silver ring in a sunlit kitchen, cool morning light"
+    first, second = embedder.embed([asked, other_light])
+    assert float(first @ second) >= 0.94  # the threshold alone would take one for the other
+    cache = SemanticCache(engine, embedder)
+    cache.put("acme", SCOPE, asked, REWRITE)
+    assert cache.lookup("acme", SCOPE, other_light) is None
+    assert cache.lookup("acme", SCOPE, "silver ring in a sunlit kitchen, golden hour light, product photo")
+
+
 def test_paraphrase_hits_and_guarded_prompts_miss(engine: Engine, embedder: MiniLmEmbedder) -> None:
     seen: list[bool] = []
     cache = SemanticCache(engine, embedder, on_lookup=seen.append)

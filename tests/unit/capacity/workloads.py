@@ -66,11 +66,20 @@ def render(
 
 
 def wait_done(client: Client, headers: dict[str, str], job_id: str, timeout_s: float = 120) -> dict[str, Any]:
+    """Poll ``job_id`` until it finished; assert it succeeded. A 503 or 429 (the server busy: a loaded
+    CI machine) is waited out as its ``Retry-After`` says; any other answer fails with its body."""
     deadline = time.monotonic() + timeout_s
+    delay = 0.02
     while time.monotonic() < deadline:
-        job: dict[str, Any] = client.get(f"/v1/jobs/{job_id}", headers=headers).json()
+        response = client.get(f"/v1/jobs/{job_id}", headers=headers)
+        if response.status_code in (429, 503):
+            time.sleep(float(response.headers.get("Retry-After", "1")))
+            continue
+        assert response.status_code == 200, (response.status_code, response.text)
+        job: dict[str, Any] = response.json()
         if job["state"] in ("succeeded", "failed", "cancelled"):
             assert job["state"] == "succeeded", job
             return job
-        time.sleep(0.02)
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.5)  # a tight poll loop beside a render slows the render it times
     raise AssertionError(f"job {job_id} did not finish")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import threading
 import uuid
 from collections.abc import Collection, Iterator
@@ -108,6 +109,13 @@ def build_planner(settings: Settings) -> BatchPlanner:
     )
 
 
+def favour_the_render_thread(settings: Settings) -> None:
+    """Set the process's GIL switch interval to ``gil_switch_interval_ms``: a worker's render loop
+    releases the GIL around every tensor op and must get it back quickly while API, settling and
+    lease threads run Python beside it (process-wide; the last worker built sets it)."""
+    sys.setswitchinterval(settings.gil_switch_interval_ms / 1000)
+
+
 def build_worker(
     settings: Settings,
     store: SqlJobStore,
@@ -123,10 +131,12 @@ def build_worker(
     health: WorkerHealth | None = None,
 ) -> Worker:
     """A ``Worker`` configured from ``settings``, settling through ``biller`` (default: a ``Biller`` on
-    ``store``); ``InvalidRequest`` if the catalog cannot price it. ``priorities``, ``drain_seconds``
+    ``store``), its process's GIL switch interval set (``favour_the_render_thread``); ``InvalidRequest``
+    if the catalog cannot price it. ``priorities``, ``drain_seconds``
     and ``health``: see ``Worker`` (a standalone worker passes ``worker_drain_seconds``; in-process
     workers finish what they hold)."""
     artifacts = artifacts or open_artifact_store(settings.artifacts_url, settings.resolved_artifacts_dir)
+    favour_the_render_thread(settings)
     return Worker(
         store,
         runner,
