@@ -1,32 +1,35 @@
 """A night of product renders, naive against optimized, side by side in one run, through real servers.
 
-Each run starts ``rendercost serve`` in a subprocess on loopback (the tiny model on the CPU, SQLite,
-local artifacts) and replays the same seeded night (``bench/savings_workload.py``: products x scenes x
-lighting, exact repeats, paraphrases, draft/review/final, three sizes) through the OpenAI door
+Each run is a fleet of one on loopback, as ``deploy/`` runs them: ``rendercost serve --no-worker`` for
+the API and one ``rendercost worker`` process (the tiny model on the CPU, SQLite, local artifacts).
+Both replay the same seeded night (``bench/savings_workload.py``: products x scenes x lighting, exact
+repeats, paraphrases, draft/review/final, three sizes) through the OpenAI door
 (``POST /v1/images/generations``, which answers when the images exist), with ``concurrency`` designers
-each keeping one request in flight. No client polls: on two shared cores a poll loop beside the
-renders slows the "device" it is measuring (polling at 20/s made the optimized server's solo renders
-10-15% slower than the naive server's, and the savings measured against them too large):
+each keeping one request in flight. Nothing beside the renders competes for the worker's GIL, and no
+client polls: on this machine the "device" is the CPU, and a worker thread inside the API process, or a
+poll loop, slowed the busier (optimized) server's renders by 10-20% (``bench/gil_contention.py``);
+``--in-process`` runs each worker as a thread of ``rendercost serve`` instead.
 
 - **naive**: every request renders with the speed preset, alone (``max_batch_size = 1``), with no
   exact-result, embedding or rewrite cache;
 - **optimized**: the server's defaults (caches on, batches of up to 4) plus a routing policy that sends
   drafts to Lightning on batch priority; the default storage lifecycle keeps drafts a day and reviews a
-  week as WebP, finals 30 days as PNG (naive: every image 30 days as PNG). Before the
-  night, it renders each (preset, size) alone ``--calibration`` times under its own tenant, so the solo
-  references that routing and batching savings are measured against exist (not counted in the night).
+  week as WebP, finals 30 days as PNG (naive: every image 30 days as PNG). Before the night, it renders
+  each (preset, size) alone ``--calibration`` times under its own tenant, so the solo references that
+  routing and batching savings are measured against exist (not counted in the night).
 
 Both servers run at once, one busy at a time: the night is cut into ``--slices`` slices and each run
 replays a slice in turn, so a machine whose speed drifts (cores shared with other work) slows both runs
-alike; the optimized run also renders one (preset, size) alone before each slice, so the solo references
-follow that drift. Both runs send the same bodies (``preset: speed``, ``rewrite: true`` with the builtin
-rewriter, which costs nothing) and the same ``X-Render-Class``. The figures are the night tenant's
-``GET /v1/costs``: cost (allocated, idle excluded), device-seconds, savings by mechanism; plus wall
-time and images/s. The check: optimized + every saving recorded = naive, within 5% (the gap is printed).
-``--gpu-prices DEVICE`` re-prices the same device-seconds at DEVICE's catalog price (storage unchanged).
+alike; the optimized run also renders one (preset, size) alone after each of its slices, so the solo
+references follow that drift. Both runs send the same bodies (``preset: speed``, ``rewrite: true`` with
+the builtin rewriter, which costs nothing) and the same ``X-Render-Class``. The figures are the night
+tenant's ``GET /v1/costs``: cost (allocated, idle excluded), device-seconds, savings by mechanism; plus
+wall time and images/s. The check: optimized + every saving recorded = naive, within 5% (the gap is
+printed). ``--gpu-prices DEVICE`` re-prices the same device-seconds at DEVICE's catalog price (storage
+unchanged).
 
 Usage: .venv/bin/python bench/savings.py [--requests 400] [--concurrency 8] [--gpu-prices h100]
-Default run: about 12 minutes on 2 shared CPU cores (longer when they are busy).
+Default run: about 8 minutes on 2 quiet CPU cores (longer when they are busy).
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ from savings_workload import NightRequest, night
 
 ZERO = Decimal(0)
 NIGHT_TENANT = "night"
+RUNS = ("naive", "optimized")
 ROUTING = {"draft": {"preset": "lightning", "priority": "batch"}}
 OPTIMIZED_SETTINGS: dict[str, Any] = {}  # the defaults: caches, batches of 4, the storage lifecycle
 NAIVE_SETTINGS = {
@@ -155,35 +159,48 @@ def cli(config: Path, *args: str) -> str:
 
 
 class Server:
-    """``rendercost serve`` in a subprocess, stopped with SIGTERM (workers drain)."""
+    """One run's server, stopped with SIGTERM (workers drain): ``rendercost serve --no-worker`` for the
+    API and one ``rendercost worker`` process, as a fleet runs them (``in_process``: one ``rendercost
+    serve --workers 1``, whose worker thread shares the GIL with the API threads)."""
 
-    def __init__(self, config: Path, log: Path) -> None:
+    def __init__(self, config: Path, log: Path, *, in_process: bool = False) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        command = [sys.executable, "-c", "from rendercost.cli import main; main()", "--config", str(config)]
-        command += ["serve", "--port", str(self.port), "--workers", "1"]
+        base = [sys.executable, "-c", "from rendercost.cli import main; main()", "--config", str(config)]
+        serve = [
+            *base,
+            "serve",
+            "--port",
+            str(self.port),
+            *(["--workers", "1"] if in_process else ["--no-worker"]),
+        ]
         self._log = log.open("w", encoding="utf-8")
-        self._process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT)
+        self._processes = [subprocess.Popen(serve, stdout=self._log, stderr=subprocess.STDOUT)]
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise SystemExit(f"the server exited ({self._process.returncode}); see {log}")
+            if self._processes[0].poll() is not None:
+                raise SystemExit(f"the server exited ({self._processes[0].returncode}); see {log}")
             try:
                 if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
+                    break
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)
-        self.stop()
-        raise SystemExit(f"the server did not answer in 180 s; see {log}")
+        else:
+            self.stop()
+            raise SystemExit(f"the server did not answer in 180 s; see {log}")
+        if not in_process:  # started once the API has migrated the database
+            worker = [*base, "worker", "--worker-id", f"{log.parent.name}-worker"]
+            self._processes.append(subprocess.Popen(worker, stdout=self._log, stderr=subprocess.STDOUT))
 
     def stop(self) -> None:
-        if self._process.poll() is None:
-            self._process.send_signal(signal.SIGTERM)
-            try:
-                self._process.wait(timeout=120)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
+        for process in reversed(self._processes):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(timeout=120)
+                except subprocess.TimeoutExpired:
+                    process.kill()
         self._log.close()
 
 
@@ -283,7 +300,7 @@ class Started:
     states: dict[str, int] = field(default_factory=dict)
 
 
-def start(name: str, root: Path, model_dir: Path) -> Started:
+def start(name: str, root: Path, model_dir: Path, *, in_process: bool = False) -> Started:
     folder = root / name
     folder.mkdir()
     optimized = name == "optimized"
@@ -291,7 +308,7 @@ def start(name: str, root: Path, model_dir: Path) -> Started:
     night_key = cli(config, "keys", "create", "--tenant", NIGHT_TENANT)
     admin_key = cli(config, "keys", "create", "--tenant", "ops", "--admin")
     calibration_key = cli(config, "keys", "create", "--tenant", "calibration")
-    server = Server(config, folder / "server.log")
+    server = Server(config, folder / "server.log", in_process=in_process)
     if optimized:
         put = httpx.put(
             f"{server.url}/v1/routing?tenant={NIGHT_TENANT}",
@@ -308,18 +325,15 @@ def interleaved(
 ) -> list[RunFigures]:
     """The night in ``args.slices`` slices, each replayed by every run in turn (both servers up, one
     busy at a time), so a machine whose speed drifts (shared cores) slows both runs alike. The
-    optimized run calibrates before the night and renders one (preset, size) alone before each slice."""
+    optimized run calibrates before the night and renders one (preset, size) alone after each of its
+    slices (not before: the first render after the other server's slice runs on cold caches, 10-15%
+    slower here)."""
     combos = [(p, size) for size in sorted({r.size for r in requests}) for p in ("speed", "lightning")]
     optimized = [run for run in runs if run.name == "optimized"]
     for run in optimized:
         calibrate(run.server.url, run.calibration_key, combos * args.calibration)
     size = -(-len(requests) // args.slices)
     for number, first in enumerate(range(0, len(requests), size)):
-        for run in optimized:
-            combo = combos[number % len(combos)]
-            calibrate(
-                run.server.url, run.calibration_key, [combo], start=len(combos) * args.calibration + number
-            )
         for run in runs:
             wall_s, states = replay(
                 run.server.url, run.night_key, requests[first : first + size], args.concurrency
@@ -327,6 +341,10 @@ def interleaved(
             run.wall_s += wall_s
             for state, count in states.items():
                 run.states[state] = run.states.get(state, 0) + count
+            if run in optimized:  # right after its slice, warm, as the night's own solo renders are
+                combo = combos[number % len(combos)]
+                start = len(combos) * args.calibration + number
+                calibrate(run.server.url, run.calibration_key, [combo], start=start)
     found = []
     for run in runs:
         try:
@@ -408,6 +426,9 @@ def main() -> None:
     parser.add_argument("--gpu-prices", metavar="DEVICE", default=None)
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     parser.add_argument(
+        "--in-process", action="store_true", help="each run's worker as a thread of its API server"
+    )
+    parser.add_argument(
         "--keep", type=Path, default=None, help="keep both servers' folders (databases, logs) here"
     )
     args = parser.parse_args()
@@ -425,7 +446,9 @@ def main() -> None:
         build_tiny_model(model_dir)
         runs: list[Started] = []
         try:
-            runs = [start("naive", root, model_dir), start("optimized", root, model_dir)]
+            runs = [
+                start(name, root, model_dir, in_process=args.in_process) for name in ("naive", "optimized")
+            ]
             naive, optimized = interleaved(runs, requests, args)
         finally:
             for started in runs:
