@@ -100,6 +100,7 @@ class SpeedSwitches(BaseModel):
     int8: bool = False  # torchao int8 dynamic quantization of the UNet's large linear layers (CUDA)
     fp8: bool = False  # float8 linear layers where the device supports them (CUDA, sm_89+)
     vae_tiling: bool = True  # decode large images in tiles
+    merge_loras: bool = True  # merge the active LoRAs into the UNet while they stay active (models/loras.py)
     int8_max_pixels: int = 2048 * 2048  # above this size int8 is off and the 16-bit path is used
     vae_tiling_min_pixels: int = 1536 * 1536  # tile the VAE at or above this size
 

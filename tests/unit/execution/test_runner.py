@@ -10,12 +10,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from rendercost.domain.costs import DEVICE_STAGES
 from rendercost.domain.presets import PRESETS
 from rendercost.domain.specs import LoraRef, OutputFormat
 from rendercost.errors import InvalidRequest, PromptTooLong, UnknownLora, UnknownModel, UnknownPreset
+from rendercost.execution.models.loras import lora_layers
 from rendercost.execution.models.registry import ModelRegistry
 from rendercost.execution.pipeline.runner import DiffusersRunner
 from tests.fixtures.models import make_tiny_settings
@@ -125,6 +127,38 @@ def test_style_loras_change_the_image_and_never_leak_into_later_renders(
 
     assert with_style != before
     assert after == before
+
+
+def test_a_merged_speed_lora_renders_as_the_unmerged_one_and_switching_back_is_exact(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    runners: dict[bool, tuple[ModelRegistry, DiffusersRunner]] = {}
+    for merge in (True, False):
+        settings = make_tiny_settings(
+            tmp_path / f"data-{merge}", tiny_model_dir, speed={"merge_loras": merge}
+        )
+        registry = ModelRegistry(settings)
+        runners[merge] = (registry, DiffusersRunner(registry, settings, preset_lookup=fewer_steps(2)))
+    draft, plain = spec(preset="lightning", seed=4), spec(preset="speed", seed=4)
+    registry, merged = runners[True]
+    unet = registry.get("default").pipeline.unet
+
+    before = merged.run(plan(plain)).images[0].data
+    weights = {name: tensor.clone() for name, tensor in unet.state_dict().items() if "lora_" not in name}
+    for _ in range(12):  # a night's switches between presets: each unmerge restores the weights exactly
+        merged.run(plan(draft))
+        merged.run(plan(spec(preset="hyper-sd", seed=4)))
+    merged_draft = pixels(merged.run(plan(draft)))[0]
+    assert any(layer.merged for _, layer in lora_layers(unet))
+    assert merged.run(plan(plain)).images[0].data == before
+    assert not any(layer.merged for _, layer in lora_layers(unet))
+    restored = {n.replace(".base_layer", ""): t for n, t in unet.state_dict().items() if "lora_" not in n}
+    assert all(torch.equal(restored[name], tensor) for name, tensor in weights.items())  # bit for bit
+
+    _, unmerged = runners[False]
+    assert np.abs(merged_draft - pixels(unmerged.run(plan(draft)))[0]).max() <= 2
+    unmerged_unet = runners[False][0].get("default").pipeline.unet
+    assert not any(layer.merged for _, layer in lora_layers(unmerged_unet))
 
 
 def test_warm_adapters_are_bounded_least_recently_used_first(tmp_path: Path, tiny_model_dir: Path) -> None:

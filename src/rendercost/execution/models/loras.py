@@ -3,6 +3,13 @@
 A LoRA is named by its file stem (``my-style`` for ``my-style.safetensors``), never by a path, so a
 client can only reach files an operator put in a LoRA folder. Only safetensors files are found and they
 are loaded with ``use_safetensors=True``: a pickled LoRA is never unpickled.
+
+With ``merge=True`` (``speed.merge_loras``), the active set is merged into the UNet's base weights
+(diffusers ``fuse_lora``) while it stays the same, so each step runs the plain layers instead of the
+base layer plus PEFT's low-rank pair (the Lightning LoRA's unmerged layers were about 20% of its UNet
+time on the tiny model). Switching sets unmerges, then restores every merged layer's weights from a copy
+taken before its first merge: merging and subtracting again in 16 bits would drift by a rounding error
+per switch, thousands of times a night. The copy costs the memory of the layers a LoRA touches.
 """
 
 from __future__ import annotations
@@ -69,10 +76,13 @@ class WarmAdapters:
     Not thread-safe on its own: call it while holding the pipeline's lock, as the runner does.
     """
 
-    def __init__(self, pipeline: Any, capacity: int) -> None:
+    def __init__(self, pipeline: Any, capacity: int, *, merge: bool = False) -> None:
         self._pipeline = pipeline
         self._capacity = max(1, capacity)
         self._loaded: OrderedDict[str, Path] = OrderedDict()  # adapter name -> file
+        self._merge = merge
+        self._merged: tuple[tuple[str, float], ...] = ()  # the set merged into the UNet's weights now
+        self._pristine: dict[str, Any] = {}  # LoRA layer name -> its base weight before any merge
 
     @property
     def loaded(self) -> list[str]:
@@ -89,13 +99,36 @@ class WarmAdapters:
             name = adapter_name(path)
             self._ensure_loaded(name, path, keep=set(weights))
             weights[name] = weights.get(name, 0.0) + weight
+        if self._merged and self._merged == tuple(weights.items()):
+            return list(weights)  # merged already
+        self._unmerge()
         if not weights:
             if self._loaded:
                 self._pipeline.disable_lora()
             return []
         self._pipeline.enable_lora()
         self._pipeline.set_adapters(list(weights), adapter_weights=list(weights.values()))
+        if self._merge:
+            self._merge_active(weights)
         return list(weights)
+
+    def _merge_active(self, weights: dict[str, float]) -> None:
+        for name, layer in lora_layers(self._pipeline.unet):
+            if name not in self._pristine:
+                self._pristine[name] = layer.get_base_layer().weight.detach().clone()
+        self._pipeline.fuse_lora(components=["unet"], lora_scale=1.0, adapter_names=list(weights))
+        self._merged = tuple(weights.items())
+
+    def _unmerge(self) -> None:
+        """Unmerge what is merged and put the base weights back exactly as they were."""
+        if not self._merged:
+            return
+        self._pipeline.unfuse_lora(components=["unet"])
+        for name, layer in lora_layers(self._pipeline.unet):
+            pristine = self._pristine.get(name)
+            if pristine is not None:
+                layer.get_base_layer().weight.data.copy_(pristine)
+        self._merged = ()
 
     def _ensure_loaded(self, name: str, path: Path, keep: set[str]) -> None:
         if name in self._loaded:
@@ -103,6 +136,7 @@ class WarmAdapters:
             return
         evictable = [loaded for loaded in self._loaded if loaded not in keep]
         while len(self._loaded) >= self._capacity and evictable:
+            self._unmerge()  # a merged adapter is never deleted while its weights are in the UNet
             victim = evictable.pop(0)
             self._pipeline.delete_adapters([victim])
             del self._loaded[victim]
@@ -113,3 +147,10 @@ class WarmAdapters:
         except Exception as exc:  # diffusers/PEFT raise many types for a bad file
             raise ModelLoadFailed(f"LoRA {path.stem!r} ({path}) cannot be loaded: {exc}") from exc
         self._loaded[name] = path
+
+
+def lora_layers(module: Any) -> list[tuple[str, Any]]:
+    """Every PEFT adapter layer in ``module`` with its qualified name."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    return [(name, layer) for name, layer in module.named_modules() if isinstance(layer, BaseTunerLayer)]

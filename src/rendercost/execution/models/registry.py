@@ -204,7 +204,9 @@ class ModelRegistry:
             fingerprint=self.fingerprint(name, allow_paths=True),
             speed_loras=self.speed_loras(name, allow_paths=True),
             base_scheduler_config=dict(pipeline.scheduler.config),
-            adapters=WarmAdapters(pipeline, self._settings.warm_loras),
+            adapters=WarmAdapters(
+                pipeline, self._settings.warm_loras, merge=self._settings.speed.merge_loras
+            ),
         )
 
     # -- facts about a model (no pipeline needed) --------------------------------------------------
