@@ -29,7 +29,7 @@ printed). ``--gpu-prices DEVICE`` re-prices the same device-seconds at DEVICE's 
 unchanged).
 
 Usage: .venv/bin/python bench/savings.py [--requests 400] [--concurrency 8] [--gpu-prices h100]
-Default run: about 8 minutes on 2 quiet CPU cores (longer when they are busy).
+Default run: about 7 minutes on 2 quiet CPU cores (longer when they are busy).
 """
 
 from __future__ import annotations
@@ -446,9 +446,7 @@ def main() -> None:
         build_tiny_model(model_dir)
         runs: list[Started] = []
         try:
-            runs = [
-                start(name, root, model_dir, in_process=args.in_process) for name in ("naive", "optimized")
-            ]
+            runs = [start(name, root, model_dir, in_process=args.in_process) for name in RUNS]
             naive, optimized = interleaved(runs, requests, args)
         finally:
             for started in runs:

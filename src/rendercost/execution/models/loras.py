@@ -99,7 +99,7 @@ class WarmAdapters:
             name = adapter_name(path)
             self._ensure_loaded(name, path, keep=set(weights))
             weights[name] = weights.get(name, 0.0) + weight
-        if self._merged and self._merged == tuple(weights.items()):
+        if weights and self._merged == tuple(weights.items()):
             return list(weights)  # merged already
         self._unmerge()
         if not weights:

@@ -132,9 +132,8 @@ def build_worker(
 ) -> Worker:
     """A ``Worker`` configured from ``settings``, settling through ``biller`` (default: a ``Biller`` on
     ``store``), its process's GIL switch interval set (``favour_the_render_thread``); ``InvalidRequest``
-    if the catalog cannot price it. ``priorities``, ``drain_seconds``
-    and ``health``: see ``Worker`` (a standalone worker passes ``worker_drain_seconds``; in-process
-    workers finish what they hold)."""
+    if the catalog cannot price it. ``priorities``, ``drain_seconds`` and ``health``: see ``Worker`` (a
+    standalone worker passes ``worker_drain_seconds``; in-process workers finish what they hold)."""
     artifacts = artifacts or open_artifact_store(settings.artifacts_url, settings.resolved_artifacts_dir)
     favour_the_render_thread(settings)
     return Worker(
