@@ -22,26 +22,35 @@ def record_artifacts(conn: Connection, job: Job, refs: Sequence[tuple[ArtifactRe
     for (job, image index) stays. Each row expires the request's granted retention
     (``RenderRequest.retention.granted_days``) after it is written, the days its storage line priced.
     ``ValueError`` for an index outside the job's images."""
-    bad = [index for _ref, index in refs if not 0 <= index < job.request.n]
-    if bad:
-        raise ValueError(f"artifact image indexes {bad} outside 0..{job.request.n - 1} for job {job.id}")
-    if not refs:
-        return
-    created = job.finished_at or job.created_at
-    days = job.request.retention.granted_days  # what the storage lines priced
-    rows = [
-        {
-            "key": ref.key,
-            "size_bytes": ref.size_bytes,
-            "sha256": ref.sha256,
-            "media_type": ref.media_type,
-            "job_id": job.id,
-            "image_index": index,
-            "tenant": job.tenant,
-            "created_at": created,
-            "retention_days": days,
-            "expires_at": created + timedelta(days=days),
-        }
-        for ref, index in refs
-    ]
-    conn.execute(insert_ignoring_conflicts(conn, artifacts, ("job_id", "image_index")).values(rows))
+    record_artifacts_of(conn, [(job, refs)])
+
+
+def record_artifacts_of(
+    conn: Connection, jobs: Sequence[tuple[Job, Sequence[tuple[ArtifactRef, int]]]]
+) -> None:
+    """``record_artifacts`` for several jobs in one statement; ``ValueError`` (nothing written) for any
+    index outside its job's images."""
+    rows = []
+    for job, refs in jobs:
+        bad = [index for _ref, index in refs if not 0 <= index < job.request.n]
+        if bad:
+            raise ValueError(f"artifact image indexes {bad} outside 0..{job.request.n - 1} for job {job.id}")
+        created = job.finished_at or job.created_at
+        days = job.request.retention.granted_days  # what the storage lines priced
+        rows += [
+            {
+                "key": ref.key,
+                "size_bytes": ref.size_bytes,
+                "sha256": ref.sha256,
+                "media_type": ref.media_type,
+                "job_id": job.id,
+                "image_index": index,
+                "tenant": job.tenant,
+                "created_at": created,
+                "retention_days": days,
+                "expires_at": created + timedelta(days=days),
+            }
+            for ref, index in refs
+        ]
+    if rows:
+        conn.execute(insert_ignoring_conflicts(conn, artifacts, ("job_id", "image_index")).values(rows))

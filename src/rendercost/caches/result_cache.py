@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, delete, insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Engine, delete, select
 
 from rendercost.caches.tables import result_cache
 from rendercost.db.clock import Clock, utcnow
+from rendercost.db.upsert import dialect_insert
 from rendercost.domain.specs import RenderSpec
 
 
@@ -81,7 +81,8 @@ class ResultCache:
     ) -> CachedResult | None:
         """Store (or replace) the entry for ``key``, live for ``ttl_seconds``; None when the cache is off.
 
-        Two writers racing on one key both succeed: the first row stays (equal keys mean equal bytes).
+        One upsert: two writers racing on one key both succeed and the last write stays (equal keys
+        mean equal bytes, so either entry answers alike).
         """
         if not self.enabled:
             return None
@@ -102,12 +103,10 @@ class ResultCache:
             "created_at": entry.created_at,
             "expires_at": entry.expires_at,
         }
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(delete(result_cache).where(result_cache.c.key == key))
-                conn.execute(insert(result_cache).values(values))
-        except IntegrityError:
-            return self.get(key)
+        with self.engine.begin() as conn:
+            stmt = dialect_insert(conn, result_cache).values(values)
+            replaced = {name: stmt.excluded[name] for name in values if name != "key"}
+            conn.execute(stmt.on_conflict_do_update(index_elements=[result_cache.c.key], set_=replaced))
         return entry
 
     def forget(self, key: str) -> None:

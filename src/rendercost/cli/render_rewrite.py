@@ -67,7 +67,9 @@ def _rewrite(settings: Settings, spec: RenderSpec, *, use_cache: bool) -> tuple[
     engine = create_db_engine(settings.resolved_database_url)
     try:
         migrate(engine)
-        rewriter = PromptRewriter.from_settings(settings, engine, MiniLmEmbedder())
+        rewriter = PromptRewriter.from_settings(
+            settings, engine, MiniLmEmbedder(torch_threads=settings.torch_threads)
+        )
         outcome = rewriter.rewrite(CLI_TENANT, ask)
         return outcome, rewriter.line(outcome)
     finally:

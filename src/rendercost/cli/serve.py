@@ -179,7 +179,10 @@ def embedded_server(
             readiness["model"] = catalog.check_default_model
         stop = WorkerSignal()  # queuing a job kicks the in-process workers
         rewriter = PromptRewriter.from_settings(
-            settings, engine, MiniLmEmbedder(), partial(metrics.observe_cache_lookup, "rewrite")
+            settings,
+            engine,
+            MiniLmEmbedder(torch_threads=settings.torch_threads),
+            partial(metrics.observe_cache_lookup, "rewrite"),
         )
         services = build_services(
             settings,

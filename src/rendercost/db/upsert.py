@@ -1,4 +1,4 @@
-"""Idempotent inserts on both engines: ``INSERT ... ON CONFLICT (...) DO NOTHING``."""
+"""Inserts that meet a unique key on both engines: ``INSERT ... ON CONFLICT (...) DO NOTHING / UPDATE``."""
 
 from __future__ import annotations
 
@@ -13,9 +13,14 @@ def insert_ignoring_conflicts(conn: Connection, table: Table, index_elements: Se
 
     Add ``.returning(...)`` to learn which rows were new (``rowcount`` is not reliable on every driver).
     """
+    return dialect_insert(conn, table).on_conflict_do_nothing(index_elements=list(index_elements))
+
+
+def dialect_insert(conn: Connection, table: Table) -> postgresql.Insert | sqlite.Insert:
+    """The engine's ``INSERT ... ON CONFLICT`` builder for ``table`` (both engines spell it alike)."""
     name = conn.dialect.name
     if name == "postgresql":
-        return postgresql.insert(table).on_conflict_do_nothing(index_elements=list(index_elements))
+        return postgresql.insert(table)
     if name == "sqlite":
-        return sqlite.insert(table).on_conflict_do_nothing(index_elements=list(index_elements))
-    raise ValueError(f"no conflict-ignoring insert for {name}: create_db_engine refuses such databases")
+        return sqlite.insert(table)
+    raise ValueError(f"no upsert for {name}: create_db_engine refuses such databases")

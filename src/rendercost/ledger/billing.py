@@ -14,22 +14,33 @@ from the jobs whose images ran alone.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from datetime import datetime
 
 from sqlalchemy import Connection, func, select
 
 from rendercost.artifacts.protocol import ArtifactRef
-from rendercost.artifacts.records import record_artifacts
+from rendercost.artifacts.records import record_artifacts, record_artifacts_of
 from rendercost.db.clock import Clock, utcnow
 from rendercost.domain.costs import Attribution, CostLine, Stage
 from rendercost.domain.jobs import Job
 from rendercost.domain.results import JobResult
 from rendercost.domain.specs import RenderRequest
-from rendercost.ledger.ledger import Ledger
-from rendercost.ledger.savings import SavingsBook
+from rendercost.errors import Conflict, NotFound
+from rendercost.ledger.ledger import BilledLines, Ledger
+from rendercost.ledger.savings import Measured, SavingsBook
 from rendercost.ledger.tables import cost_lines
 from rendercost.queue.sql_store import SqlJobStore
 from rendercost.settings import Settings
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A job to complete: its result and the artifact rows of its images, (ref, image index)."""
+
+    job_id: str
+    result: JobResult
+    artifacts: Sequence[tuple[ArtifactRef, int]] = ()
 
 
 class Biller:
@@ -67,16 +78,53 @@ class Biller:
         ``worker_id`` no longer holds the lease (cancelled, re-leased, dead-lettered); ``NotFound`` for
         an unknown job; ``ValueError`` (nothing written) for lines or artifacts that are not this
         job's, or money that does not fit the ledger."""
-        lines = result_lines(result)
+        [outcome] = self._complete(worker_id, [Completion(job_id, result, tuple(artifacts))])
+        if isinstance(outcome, (Conflict, NotFound)):
+            raise outcome
+        return outcome
+
+    def complete_many(
+        self, worker_id: str, completions: Sequence[Completion]
+    ) -> list[Job | Conflict | NotFound]:
+        """``complete`` for the jobs one batch finished, in ONE transaction and one statement per table
+        for all of them (a batch's settling holds the worker's GIL beside the next render). Each job's
+        outcome, in order: the job, or the ``Conflict``/``NotFound`` that left it unwritten while the
+        others are written. ``ValueError`` (nothing written for any) as ``complete``: settle such a
+        batch job by job to find the one at fault."""
+        return self._complete(worker_id, completions)
+
+    def _complete(self, worker_id: str, completions: Sequence[Completion]) -> list[Job | Conflict | NotFound]:
+        outcomes: list[Job | Conflict | NotFound] = []
+        done: list[tuple[Job, list[CostLine], Sequence[tuple[ArtifactRef, int]]]] = []
         with self._store.transaction() as conn:
-            done = self._store.mark_succeeded(conn, job_id, worker_id, result)
-            if not done.changed:
-                return done.job
-            check_lines_belong(job_id, lines)
-            record_artifacts(conn, done.job, artifacts)
-            self._ledger.insert_lines(conn, lines, done.job.attribution, now=done.job.finished_at)
-            self._record_savings(conn, lines, done.job, learn=True)
-            return done.job
+            for completion in completions:
+                lines = result_lines(completion.result)
+                check_lines_belong(completion.job_id, lines)
+                try:
+                    marked = self._store.mark_succeeded(conn, completion.job_id, worker_id, completion.result)
+                except (Conflict, NotFound) as exc:  # raised before it wrote anything
+                    outcomes.append(exc)
+                    continue
+                outcomes.append(marked.job)
+                if marked.changed:
+                    done.append((marked.job, lines, completion.artifacts))
+            if done:
+                record_artifacts_of(conn, [(job, artifacts) for job, _, artifacts in done])
+                self._ledger.insert_billed(
+                    conn, [BilledLines(lines, job.attribution, self._when(job)) for job, lines, _ in done]
+                )
+                self._savings.record_many(
+                    conn,
+                    [
+                        Measured(lines, job.request, job.attribution, self._when(job))
+                        for job, lines, _ in done
+                    ],
+                    learn=True,
+                )
+        return outcomes
+
+    def _when(self, job: Job) -> datetime:
+        return job.finished_at or self._clock()
 
     def answer(
         self,
@@ -129,11 +177,8 @@ class Biller:
                 self._savings.record(conn, lines, request, attribution, now=now)
             return written
 
-    def _record_savings(
-        self, conn: Connection, lines: Sequence[CostLine], job: Job, *, learn: bool = False
-    ) -> None:
-        now = job.finished_at or self._clock()
-        self._savings.record(conn, lines, job.request, job.attribution, now=now, learn=learn)
+    def _record_savings(self, conn: Connection, lines: Sequence[CostLine], job: Job) -> None:
+        self._savings.record(conn, lines, job.request, job.attribution, now=self._when(job))
 
     def interrupted(self, job: Job, line: CostLine) -> bool:
         """Book the device time of ``job``'s attempt that was cut short (a drain ran out of time, a spot

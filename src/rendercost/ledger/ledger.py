@@ -10,6 +10,7 @@ values and exact ``Decimal`` totals on both engines.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -26,6 +27,15 @@ from rendercost.ledger.tables import cost_lines
 
 _MONEY = Money()
 _QUANTITY = Quantity()
+
+
+@dataclass(frozen=True)
+class BilledLines:
+    """Lines to write, the attribution they are billed to and when they were created."""
+
+    lines: Sequence[CostLine]
+    attribution: Attribution
+    created_at: datetime
 
 
 class Ledger:
@@ -51,11 +61,17 @@ class Ledger:
         Raises ``ValueError`` (and writes nothing) for such a line, for a line repeated within
         ``lines``, or for money that does not fit ``NUMERIC(20, 10)``.
         """
-        _check_unique_keys(lines)
-        created_at = now or self._clock()
+        return self.insert_billed(conn, [BilledLines(lines, attribution, now or self._clock())])
+
+    def insert_billed(self, conn: Connection, billed: Sequence[BilledLines]) -> int:
+        """``insert_lines`` for several attributions at once (the jobs of one batch): one statement and
+        one rollup update for all of them. Same contract; ``ValueError`` writes nothing of any."""
+        _check_unique_keys(line for group in billed for line in group.lines)
         rows = [
-            _line_row(line, attribution) | {"tags": dict(attribution.tags), "created_at": created_at}
-            for line in lines
+            _line_row(line, group.attribution)
+            | {"tags": dict(group.attribution.tags), "created_at": group.created_at}
+            for group in billed
+            for line in group.lines
         ]
         if not rows:
             return 0
@@ -63,7 +79,7 @@ class Ledger:
         # executemany with RETURNING: one compiled (and cached) statement, sent in batched VALUES
         returning = stmt.returning(cost_lines.c.tenant, cost_lines.c.cost, cost_lines.c.created_at)
         new = [(row.tenant, row.cost, row.created_at) for row in conn.execute(returning, rows)]
-        rollup.add(conn, new, now=created_at)  # rows skipped as repeats return nothing: billed once
+        rollup.add(conn, new, now=max(group.created_at for group in billed))  # repeats return nothing
         return len(new)
 
     def lines_for_job(self, job_id: str) -> list[CostLine]:

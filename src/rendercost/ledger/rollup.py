@@ -71,25 +71,31 @@ def add(conn: Connection, lines: Iterable[NewLine], *, now: datetime) -> None:
             rows,
         )
         return
-    for row in rows:
-        _add_read_then_write(conn, row)
+    _add_read_then_write(conn, rows)
 
 
-def _add_read_then_write(conn: Connection, row: dict[str, Any]) -> None:
-    """SQLite: the transaction holds the write lock, so no one writes between the read and the write."""
-    key = (spend_rollup.c.scope == row["scope"]) & (spend_rollup.c.day == row["day"])
-    found = conn.execute(select(spend_rollup.c.cost, spend_rollup.c.lines).where(key)).first()
-    if found is None:
-        conn.execute(insert(spend_rollup).values(**row))
-        return
-    with localcontext() as ctx:
-        ctx.prec = DECIMAL_PRECISION
-        cost = found.cost + row["cost"]
-    conn.execute(
-        update(spend_rollup)
-        .where(key)
-        .values(cost=cost, lines=found.lines + row["lines"], updated_at=row["updated_at"])
+def _add_read_then_write(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """SQLite: the transaction holds the write lock, so no one writes between the read and the write.
+    One read finds every row there is to add to."""
+    c = spend_rollup.c
+    wanted = {(row["scope"], row["day"]) for row in rows}
+    query = select(c.scope, c.day, c.cost, c.lines).where(
+        c.scope.in_({scope for scope, _ in wanted}), c.day.in_({day for _, day in wanted})
     )
+    found = {(r.scope, r.day): r for r in conn.execute(query) if (r.scope, r.day) in wanted}
+    for row in rows:
+        there = found.get((row["scope"], row["day"]))
+        if there is None:
+            conn.execute(insert(spend_rollup).values(**row))
+            continue
+        with localcontext() as ctx:
+            ctx.prec = DECIMAL_PRECISION
+            cost = there.cost + row["cost"]
+        conn.execute(
+            update(spend_rollup)
+            .where((c.scope == row["scope"]) & (c.day == row["day"]))
+            .values(cost=cost, lines=there.lines + row["lines"], updated_at=row["updated_at"])
+        )
 
 
 def spent(conn: Connection, tenant: str | None, start: datetime, end: datetime) -> Decimal:

@@ -32,8 +32,8 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Connection, select
-from sqlalchemy.dialects import postgresql, sqlite
 
+from rendercost.db.upsert import dialect_insert
 from rendercost.domain.controls import DEFAULT_RETENTION_DAYS
 from rendercost.domain.costs import DEVICE_STAGES, Attribution, CostLine, Stage
 from rendercost.domain.money import cost_of_seconds, quantize
@@ -178,6 +178,16 @@ def solo_samples(lines: Sequence[CostLine]) -> dict[int, dict[Stage, float]]:
     return found
 
 
+@dataclass(frozen=True)
+class Measured:
+    """One job's (or cache answer's) lines to measure savings on, and what they are billed to."""
+
+    lines: Sequence[CostLine]
+    request: RenderRequest
+    attribution: Attribution
+    now: datetime
+
+
 class SavingsBook:
     """Writes saving lines and learns solo references, in the caller's transaction."""
 
@@ -196,96 +206,129 @@ class SavingsBook:
     ) -> int:
         """Write the savings of ``lines`` (idempotent per line and mechanism); with ``learn``, add the
         solo images among them to the references afterwards. Returns how many saving lines were new."""
-        device = next((line.device_type for line in lines if line.stage in DEVICE_STAGES), None)
-        refs = References({}) if device is None else self._references(conn, request, attribution, device)
-        found = saving_lines_for(lines, refs, standard_retention_days=self.standard_retention_days)
-        written = self._insert(conn, found, attribution, now) if found else 0
-        if learn and device is not None:
-            self._learn(conn, request, device, lines, now)
+        return self.record_many(conn, [Measured(lines, request, attribution, now)], learn=learn)
+
+    def record_many(self, conn: Connection, measured: Sequence[Measured], *, learn: bool = False) -> int:
+        """``record`` for several jobs (one batch's) in one statement per table: every job is measured
+        against the references as they were before any of them is learned."""
+        refs_of: dict[tuple[str, ...], References] = {}
+        rows: list[dict[str, Any]] = []
+        learned: dict[tuple[SpecKey, Stage], tuple[int, float]] = {}
+        for item in measured:
+            device = next((line.device_type for line in item.lines if line.stage in DEVICE_STAGES), None)
+            refs = References({})
+            if device is not None:
+                spec = item.request.spec
+                asked = item.attribution.tags.get(ROUTED_FROM_TAG, "")
+                cache_key = (spec.model, spec.preset, str(spec.width), str(spec.height), device, asked)
+                if cache_key not in refs_of:
+                    refs_of[cache_key] = self._references(conn, item.request, item.attribution, device)
+                refs = refs_of[cache_key]
+            found = saving_lines_for(item.lines, refs, standard_retention_days=self.standard_retention_days)
+            rows += [_saving_row(line, item.attribution, item.now) for line in found]
+            if learn and device is not None:
+                _add_solo_samples(learned, item.request, device, item.lines)
+        written = self._insert(conn, rows) if rows else 0
+        if learned:
+            self._learn(conn, learned, max(item.now for item in measured))
         return written
 
     def solo(self, conn: Connection, key: SpecKey) -> dict[Stage, SoloStage]:
         """The solo figures of ``key``, per stage measured."""
-        c = solo_references.c
-        query = select(c.stage, c.samples, c.seconds).where(
-            c.model == key.model,
-            c.preset == key.preset,
-            c.width == key.width,
-            c.height == key.height,
-            c.device_type == key.device_type,
-        )
-        return {
-            Stage(stage): SoloStage(seconds / samples, samples)
-            for stage, samples, seconds in conn.execute(query)
-            if samples > 0
-        }
+        return _solo_by_preset(conn, key, (key.preset,)).get(key.preset, {})
 
     def _references(
         self, conn: Connection, request: RenderRequest, attribution: Attribution, device: str
     ) -> References:
         spec = request.spec
-        ran = self.solo(conn, SpecKey(spec.model, spec.preset, spec.width, spec.height, device))
+        key = SpecKey(spec.model, spec.preset, spec.width, spec.height, device)
         asked_preset = attribution.tags.get(ROUTED_FROM_TAG, "")
         if not asked_preset or asked_preset == spec.preset:
-            return References(ran)
-        asked = self.solo(conn, SpecKey(spec.model, asked_preset, spec.width, spec.height, device))
-        return References(ran, asked, asked_preset)
+            return References(_solo_by_preset(conn, key, (spec.preset,)).get(spec.preset, {}))
+        found = _solo_by_preset(conn, key, (spec.preset, asked_preset))  # one query for both
+        return References(found.get(spec.preset, {}), found.get(asked_preset, {}), asked_preset)
 
-    def _insert(
-        self, conn: Connection, found: Sequence[SavingLine], attribution: Attribution, now: datetime
-    ) -> int:
-        rows = [
-            {
-                "job_id": line.job_id,
-                "image_index": line.image_index,
-                "stage": str(line.stage),
-                "mechanism": str(line.mechanism),
-                "amount": line.amount,
-                "reference": line.reference,
-                "details": line.details,
-                "tenant": attribution.tenant,
-                "model": attribution.model,
-                "preset": attribution.preset,
-                "request_class": attribution.request_class,
-                "tags": dict(attribution.tags),
-                "created_at": now,
-            }
-            for line in found
-        ]
+    def _insert(self, conn: Connection, rows: list[dict[str, Any]]) -> int:
         keys = ("job_id", "image_index", "stage", "mechanism")
-        stmt = _dialect_insert(conn, saving_lines).on_conflict_do_nothing(index_elements=list(keys))
+        stmt = dialect_insert(conn, saving_lines).on_conflict_do_nothing(index_elements=list(keys))
         return len(conn.execute(stmt.returning(saving_lines.c.id), rows).all())
 
     def _learn(
-        self, conn: Connection, request: RenderRequest, device: str, lines: Sequence[CostLine], now: datetime
+        self, conn: Connection, learned: dict[tuple[SpecKey, Stage], tuple[int, float]], now: datetime
     ) -> None:
-        spec = request.spec
-        totals: dict[Stage, tuple[int, float]] = {}
-        for stages in solo_samples(lines).values():
-            for stage, seconds in stages.items():
-                samples, summed = totals.get(stage, (0, 0.0))
-                totals[stage] = (samples + 1, summed + seconds)
-        key = {"model": spec.model, "preset": spec.preset, "width": spec.width, "height": spec.height}
-        for stage, (samples, seconds) in totals.items():
-            row = {**key, "device_type": device, "stage": str(stage), "samples": samples, "seconds": seconds}
-            stmt = _dialect_insert(conn, solo_references).values(**row, updated_at=now)
-            conn.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=[*key, "device_type", "stage"],
-                    set_={
-                        "samples": solo_references.c.samples + stmt.excluded.samples,
-                        "seconds": solo_references.c.seconds + stmt.excluded.seconds,
-                        "updated_at": stmt.excluded.updated_at,
-                    },
-                )
-            )
+        rows = [
+            {
+                "model": key.model,
+                "preset": key.preset,
+                "width": key.width,
+                "height": key.height,
+                "device_type": key.device_type,
+                "stage": str(stage),
+                "samples": samples,
+                "seconds": seconds,
+                "updated_at": now,
+            }
+            for (key, stage), (samples, seconds) in learned.items()
+        ]
+        stmt = dialect_insert(conn, solo_references)
+        upsert = stmt.on_conflict_do_update(
+            index_elements=["model", "preset", "width", "height", "device_type", "stage"],
+            set_={
+                "samples": solo_references.c.samples + stmt.excluded.samples,
+                "seconds": solo_references.c.seconds + stmt.excluded.seconds,
+                "updated_at": stmt.excluded.updated_at,
+            },
+        )
+        conn.execute(upsert, rows)  # one executemany; one row per (spec, stage), so none meets itself
 
 
-def _dialect_insert(conn: Connection, table: Any) -> Any:
-    """The engine's ``INSERT ... ON CONFLICT`` builder (both engines spell it the same way)."""
-    name = conn.dialect.name
-    if name == "postgresql":
-        return postgresql.insert(table)
-    if name == "sqlite":
-        return sqlite.insert(table)
-    raise ValueError(f"no upsert for {name}: create_db_engine refuses such databases")
+def _saving_row(line: SavingLine, attribution: Attribution, now: datetime) -> dict[str, Any]:
+    return {
+        "job_id": line.job_id,
+        "image_index": line.image_index,
+        "stage": str(line.stage),
+        "mechanism": str(line.mechanism),
+        "amount": line.amount,
+        "reference": line.reference,
+        "details": line.details,
+        "tenant": attribution.tenant,
+        "model": attribution.model,
+        "preset": attribution.preset,
+        "request_class": attribution.request_class,
+        "tags": dict(attribution.tags),
+        "created_at": now,
+    }
+
+
+def _add_solo_samples(
+    learned: dict[tuple[SpecKey, Stage], tuple[int, float]],
+    request: RenderRequest,
+    device: str,
+    lines: Sequence[CostLine],
+) -> None:
+    """Add the solo images of ``lines`` to ``learned``: (spec, stage) -> (samples, summed seconds)."""
+    spec = request.spec
+    key = SpecKey(spec.model, spec.preset, spec.width, spec.height, device)
+    for stages in solo_samples(lines).values():
+        for stage, seconds in stages.items():
+            samples, summed = learned.get((key, stage), (0, 0.0))
+            learned[(key, stage)] = (samples + 1, summed + seconds)
+
+
+def _solo_by_preset(
+    conn: Connection, key: SpecKey, presets: Sequence[str]
+) -> dict[str, dict[Stage, SoloStage]]:
+    """The solo figures of ``key``'s spec at each of ``presets``: preset -> stage -> figures."""
+    c = solo_references.c
+    query = select(c.preset, c.stage, c.samples, c.seconds).where(
+        c.model == key.model,
+        c.preset.in_(presets),
+        c.width == key.width,
+        c.height == key.height,
+        c.device_type == key.device_type,
+    )
+    found: dict[str, dict[Stage, SoloStage]] = {}
+    for preset, stage, samples, seconds in conn.execute(query):
+        if samples > 0:
+            found.setdefault(preset, {})[Stage(stage)] = SoloStage(seconds / samples, samples)
+    return found

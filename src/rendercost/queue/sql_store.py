@@ -286,24 +286,35 @@ class SqlJobStore:
         lease that ran out but was not yet requeued still counts as held: nobody else can have the
         job. ``NotFound`` for an unknown job."""
         now = self._clock()
-        row = _find_row(conn, job_id, None, lock=True)
+        held = (
+            (jobs.c.id == job_id)
+            & (jobs.c.state == str(JobState.RUNNING))
+            & (jobs.c.lease_owner == worker_id)
+        )
+        updated = (
+            conn.execute(
+                update(jobs)
+                .where(held)
+                .values(
+                    state=str(JobState.SUCCEEDED),
+                    result=result.to_dict(),
+                    progress=1.0,
+                    lease_expires_at=None,
+                    finished_at=now,
+                    updated_at=now,
+                )
+                .returning(*jobs.c)
+            )
+            .mappings()
+            .first()
+        )
+        if updated is not None:  # the common case: one statement
+            return Transition(job_from_row(updated), changed=True)
+        row = _find_row(conn, job_id, None, lock=True)  # why not: a repeat, or not ours (or no such job)
         if row["state"] == JobState.SUCCEEDED and row["lease_owner"] == worker_id:
             return Transition(job_from_row(row), changed=False)
         _check_lease(row, worker_id)
-        check_transition(JobState(row["state"]), JobState.SUCCEEDED)
-        conn.execute(
-            update(jobs)
-            .where(jobs.c.id == job_id)
-            .values(
-                state=str(JobState.SUCCEEDED),
-                result=result.to_dict(),
-                progress=1.0,
-                lease_expires_at=None,
-                finished_at=now,
-                updated_at=now,
-            )
-        )
-        return Transition(_select_job(conn, jobs.c.id == job_id), changed=True)
+        raise AssertionError(f"job {job_id} is running under {worker_id} but was not updated")
 
     def fail(self, job_id: str, worker_id: str, error: str, *, retryable: bool = True) -> Job:
         """Requeue with exponential backoff, or dead-letter (FAILED) when not retryable or after the

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import torch
 from sqlalchemy import Engine
 
 from rendercost.caches.prompt_guard import guard_signature
@@ -99,3 +100,13 @@ def test_index_rebuilt_from_the_table_and_ttl(engine: Engine, embedder: MiniLmEm
     clock.now += timedelta(days=7)
     assert restarted.lookup("acme", SCOPE, "a white sneaker on the beach") is None
     assert SemanticCache(engine, embedder, clock=clock).load() == 0  # expired rows are purged
+
+
+def test_the_embedder_sets_the_process_torch_threads_when_it_loads() -> None:
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        MiniLmEmbedder(torch_threads=1).embed(["a red fox in snow"])
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

@@ -19,6 +19,7 @@ from rendercost.domain.specs import LoraRef, OutputFormat
 from rendercost.errors import InvalidRequest, PromptTooLong, UnknownLora, UnknownModel, UnknownPreset
 from rendercost.execution.models.loras import lora_layers
 from rendercost.execution.models.registry import ModelRegistry
+from rendercost.execution.pipeline import speedups
 from rendercost.execution.pipeline.runner import DiffusersRunner
 from tests.fixtures.models import make_tiny_settings
 from tests.unit.execution.plans import fewer_steps, forward_batches, pixels, plan, spec
@@ -60,7 +61,7 @@ def test_every_preset_renders_at_its_real_step_count(
     assert all(seconds >= 0 for seconds in result.stage_seconds.values())
     assert result.device == "cpu" and result.batch_id == "batch-1"
     if preset.speed_lora is not None:
-        [active] = pipeline.get_active_adapters()
+        [active] = tiny_registry.get("default").adapters.active
         assert active.startswith(SPEED_ADAPTER_PREFIX[preset_name])
 
 
@@ -141,7 +142,8 @@ def test_a_merged_speed_lora_renders_as_the_unmerged_one_and_switching_back_is_e
         runners[merge] = (registry, DiffusersRunner(registry, settings, preset_lookup=fewer_steps(2)))
     draft, plain = spec(preset="lightning", seed=4), spec(preset="speed", seed=4)
     registry, merged = runners[True]
-    unet = registry.get("default").pipeline.unet
+    model = registry.get("default")
+    unet = model.pipeline.unet
 
     before = merged.run(plan(plain)).images[0].data
     weights = {name: tensor.clone() for name, tensor in unet.state_dict().items() if "lora_" not in name}
@@ -149,16 +151,39 @@ def test_a_merged_speed_lora_renders_as_the_unmerged_one_and_switching_back_is_e
         merged.run(plan(draft))
         merged.run(plan(spec(preset="hyper-sd", seed=4)))
     merged_draft = pixels(merged.run(plan(draft)))[0]
-    assert any(layer.merged for _, layer in lora_layers(unet))
+    assert model.adapters.merged and lora_layers(unet) == []  # merged, and the PEFT layers taken out
     assert merged.run(plan(plain)).images[0].data == before
-    assert not any(layer.merged for _, layer in lora_layers(unet))
-    restored = {n.replace(".base_layer", ""): t for n, t in unet.state_dict().items() if "lora_" not in n}
-    assert all(torch.equal(restored[name], tensor) for name, tensor in weights.items())  # bit for bit
+    assert not model.adapters.merged and lora_layers(unet) == []
+    assert all(torch.equal(unet.state_dict()[name], tensor) for name, tensor in weights.items())  # exact
 
     _, unmerged = runners[False]
     assert np.abs(merged_draft - pixels(unmerged.run(plan(draft)))[0]).max() <= 2
-    unmerged_unet = runners[False][0].get("default").pipeline.unet
-    assert not any(layer.merged for _, layer in lora_layers(unmerged_unet))
+    unmerged_model = runners[False][0].get("default")
+    assert not unmerged_model.adapters.merged and lora_layers(unmerged_model.pipeline.unet) != []
+
+
+def test_a_merged_lora_with_its_peft_layers_out_still_turns_fused_attention_off(
+    tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No PEFT layer is left in the UNet while a LoRA is merged, so the speed switches must learn that a
+    LoRA shapes the output from the adapters, not by looking for PEFT layers."""
+    monkeypatch.setattr(speedups, "effective_switches", lambda switches, device: (switches, {}))
+    settings = make_tiny_settings(tmp_path / "data", tiny_model_dir, speed={"fuse_qkv": True})
+    registry = ModelRegistry(settings)
+    runner = DiffusersRunner(registry, settings, preset_lookup=fewer_steps(2))
+    draft, plain = spec(preset="lightning", seed=4), spec(preset="speed", seed=4)
+    before = runner.run(plan(draft)).images[0].data
+    state = speedups.speed_state(registry.get("default").pipeline)
+    assert state is not None and state.fuse_wanted
+
+    fused_after: dict[str, bool] = {}
+    for name, render in (("speed", plain), ("lightning", draft)):
+        runner.run(plan(render))
+        fused_after[name] = state.fused_now
+
+    assert fused_after == {"speed": True, "lightning": False}
+    assert lora_layers(registry.get("default").pipeline.unet) == []
+    assert runner.run(plan(draft)).images[0].data == before
 
 
 def test_warm_adapters_are_bounded_least_recently_used_first(tmp_path: Path, tiny_model_dir: Path) -> None:

