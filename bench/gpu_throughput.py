@@ -353,7 +353,7 @@ def measure(
     """Warm up once, then time ``repeats`` calls; medians per stage, and the last call's outputs."""
     clock = Clock(str(pipe.unet.device))
     pipe.scheduler = make_noise_scheduler(get_preset(shape.preset).sampler, pipe.scheduler.config)
-    prepare_for_size(pipe, switches, shape.side, shape.side)
+    prepare_for_size(pipe, switches, shape.side, shape.side, loras_active=False)  # no LoRA is loaded here
     warm_steps = min(shape.steps, WARMUP_STEPS)
     marks, _, _ = render(pipe, shape, batch, inputs, warm_steps, clock)
     first_call = clock.seconds(marks[0], marks[-1])
