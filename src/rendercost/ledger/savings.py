@@ -211,7 +211,7 @@ class SavingsBook:
     def record_many(self, conn: Connection, measured: Sequence[Measured], *, learn: bool = False) -> int:
         """``record`` for several jobs (one batch's) in one statement per table: every job is measured
         against the references as they were before any of them is learned."""
-        refs_of: dict[tuple[str, ...], References] = {}
+        refs_of: dict[tuple[SpecKey, str], References] = {}
         rows: list[dict[str, Any]] = []
         learned: dict[tuple[SpecKey, Stage], tuple[int, float]] = {}
         for item in measured:
@@ -219,15 +219,15 @@ class SavingsBook:
             refs = References({})
             if device is not None:
                 spec = item.request.spec
+                key = SpecKey(spec.model, spec.preset, spec.width, spec.height, device)
                 asked = item.attribution.tags.get(ROUTED_FROM_TAG, "")
-                cache_key = (spec.model, spec.preset, str(spec.width), str(spec.height), device, asked)
-                if cache_key not in refs_of:
-                    refs_of[cache_key] = self._references(conn, item.request, item.attribution, device)
-                refs = refs_of[cache_key]
+                if (key, asked) not in refs_of:
+                    refs_of[(key, asked)] = self._references(conn, key, asked)
+                refs = refs_of[(key, asked)]
+                if learn:
+                    _add_solo_samples(learned, key, item.lines)
             found = saving_lines_for(item.lines, refs, standard_retention_days=self.standard_retention_days)
             rows += [_saving_row(line, item.attribution, item.now) for line in found]
-            if learn and device is not None:
-                _add_solo_samples(learned, item.request, device, item.lines)
         written = self._insert(conn, rows) if rows else 0
         if learned:
             self._learn(conn, learned, max(item.now for item in measured))
@@ -237,16 +237,12 @@ class SavingsBook:
         """The solo figures of ``key``, per stage measured."""
         return _solo_by_preset(conn, key, (key.preset,)).get(key.preset, {})
 
-    def _references(
-        self, conn: Connection, request: RenderRequest, attribution: Attribution, device: str
-    ) -> References:
-        spec = request.spec
-        key = SpecKey(spec.model, spec.preset, spec.width, spec.height, device)
-        asked_preset = attribution.tags.get(ROUTED_FROM_TAG, "")
-        if not asked_preset or asked_preset == spec.preset:
-            return References(_solo_by_preset(conn, key, (spec.preset,)).get(spec.preset, {}))
-        found = _solo_by_preset(conn, key, (spec.preset, asked_preset))  # one query for both
-        return References(found.get(spec.preset, {}), found.get(asked_preset, {}), asked_preset)
+    def _references(self, conn: Connection, key: SpecKey, asked_preset: str) -> References:
+        """The figures of what ran (``key``) and, for a routed request, of the preset it asked for."""
+        if not asked_preset or asked_preset == key.preset:
+            return References(_solo_by_preset(conn, key, (key.preset,)).get(key.preset, {}))
+        found = _solo_by_preset(conn, key, (key.preset, asked_preset))  # one query for both
+        return References(found.get(key.preset, {}), found.get(asked_preset, {}), asked_preset)
 
     def _insert(self, conn: Connection, rows: list[dict[str, Any]]) -> int:
         keys = ("job_id", "image_index", "stage", "mechanism")
@@ -301,14 +297,10 @@ def _saving_row(line: SavingLine, attribution: Attribution, now: datetime) -> di
 
 
 def _add_solo_samples(
-    learned: dict[tuple[SpecKey, Stage], tuple[int, float]],
-    request: RenderRequest,
-    device: str,
-    lines: Sequence[CostLine],
+    learned: dict[tuple[SpecKey, Stage], tuple[int, float]], key: SpecKey, lines: Sequence[CostLine]
 ) -> None:
-    """Add the solo images of ``lines`` to ``learned``: (spec, stage) -> (samples, summed seconds)."""
-    spec = request.spec
-    key = SpecKey(spec.model, spec.preset, spec.width, spec.height, device)
+    """Add the solo images of ``lines`` (rendered as ``key``) to ``learned``: (spec, stage) ->
+    (samples, summed seconds)."""
     for stages in solo_samples(lines).values():
         for stage, seconds in stages.items():
             samples, summed = learned.get((key, stage), (0, 0.0))

@@ -285,6 +285,7 @@ class SqlJobStore:
         lease ``worker_id`` no longer holds (cancelled, re-leased, dead-lettered) is ``Conflict``. A
         lease that ran out but was not yet requeued still counts as held: nobody else can have the
         job. ``NotFound`` for an unknown job."""
+        check_transition(JobState.RUNNING, JobState.SUCCEEDED)  # the one state the update leaves
         now = self._clock()
         held = (
             (jobs.c.id == job_id)
