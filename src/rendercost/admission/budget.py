@@ -2,9 +2,12 @@
 
 ``BudgetGuard.reserve(tenant, request)`` settles finished reservations, estimates the request
 (``admission.estimate``) and reserves it, refusing with ``BudgetExceeded`` when a budget would be
-passed. Admission then enqueues: ``attach`` ties the reservation to the job (and evaluates the budget
-alerts, each fired once per period), or ``release`` gives it back when the enqueue was refused or
-failed, so nothing is left behind.
+passed. A tenant no budget covers reserves nothing (no estimate, no write): the check is one indexed
+read, where the estimate reads up to ``estimate.SCAN_LINES`` ledger lines. A budget set while such a
+request is in flight counts its cost once it is billed, not before. Admission then enqueues:
+``attach`` ties the reservation to the job (and evaluates the budget alerts, each fired once per
+period), or ``release`` gives it back when the enqueue was refused or failed, so nothing is left
+behind.
 """
 
 from __future__ import annotations
@@ -29,8 +32,11 @@ class BudgetGuard:
         self.estimator = estimator
         self.notifier = notifier
 
-    def reserve(self, tenant: str, request: RenderRequest) -> str:
-        """Blocking. The reservation's id; ``BudgetExceeded`` (nothing reserved) when over a budget."""
+    def reserve(self, tenant: str, request: RenderRequest) -> str | None:
+        """Blocking. The reservation's id (None: no budget covers ``tenant``, nothing reserved);
+        ``BudgetExceeded`` (nothing reserved) when over a budget."""
+        if not self.budgets.applies_to(tenant):
+            return None
         self.budgets.settle()
         return self.budgets.reserve(tenant, self.estimator.estimate(request))
 

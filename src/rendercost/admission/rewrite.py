@@ -130,13 +130,12 @@ class PromptRewriter:
         if not use_cache:
             return RewriteOutcome(self.gateway.rewrite(request), "bypass")
         scope = scope_key(TEMPLATE_HASH, request.target_model, {"styles": sorted(request.styles)})
-        vector = cache.embed(request.prompt)
-        hit = cache.lookup(tenant, scope, request.prompt, threshold=threshold, vector=vector)
+        hit = cache.lookup(tenant, scope, request.prompt, threshold=threshold)
         if hit is not None:
             return RewriteOutcome(_stored_result(hit.rewrite), "hit", reused=True)
         result = self.gateway.rewrite(request)
         if not result.fallback:
-            cache.put(tenant, scope, request.prompt, asdict(result), vector=vector)
+            cache.put(tenant, scope, request.prompt, asdict(result))
         return RewriteOutcome(result, "miss")
 
 

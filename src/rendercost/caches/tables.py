@@ -34,7 +34,7 @@ rewrite_cache = Table(
     Column("scope", String(64), nullable=False),  # sha256 hex of template hash, target model, parameters
     Column("prompt", Text, nullable=False),  # the customer prompt as sent
     Column("guard", String(512), nullable=False),  # colours, numbers, negations, nouns: must match exactly
-    Column("vector", LargeBinary, nullable=False),  # float32 unit vector of the prompt (all-MiniLM-L6-v2)
+    Column("vector", LargeBinary),  # float32 unit vector of the prompt (all-MiniLM-L6-v2); NULL: not yet
     Column("rewrite", JsonDocument, nullable=False),  # RewriteResult fields (prompt, provider, tokens, ...)
     Column("created_at", UtcDateTime, nullable=False),
     Column("expires_at", UtcDateTime, nullable=False),

@@ -168,6 +168,12 @@ class BudgetStore:
 
     # -- admission --------------------------------------------------------------------------------
 
+    def applies_to(self, tenant: str) -> bool:
+        """Whether any budget covers ``tenant`` (its own or the global one): one indexed read."""
+        query = select(budgets.c.scope).where(budgets.c.scope.in_((GLOBAL_SCOPE, tenant))).limit(1)
+        with self._engine.connect() as conn:
+            return conn.execute(query).first() is not None
+
     def reserve(self, tenant: str, estimate: Decimal) -> str:
         """Check every budget that applies to ``tenant`` and reserve ``estimate``; return the
         reservation id. ``BudgetExceeded`` (nothing written) when one would be passed."""

@@ -3,9 +3,10 @@ tenants and scopes never share, and the index is rebuilt from the table."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 import torch
 from sqlalchemy import Engine
@@ -110,3 +111,40 @@ def test_the_embedder_sets_the_process_torch_threads_when_it_loads() -> None:
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+class _Counting:
+    """The real embedder, counting the texts it is asked to embed."""
+
+    def __init__(self, inner: MiniLmEmbedder) -> None:
+        self.inner = inner
+        self.texts: list[str] = []
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        self.texts.extend(texts)
+        return self.inner.embed(texts)
+
+
+def test_embeddings_are_computed_only_where_they_decide(engine: Engine, embedder: MiniLmEmbedder) -> None:
+    counting = _Counting(embedder)
+    cache = SemanticCache(engine, counting)
+    lamp = "a brass desk lamp on an oak table, warm evening light"
+    cache.put("acme", SCOPE, lamp, REWRITE)
+    cache.put("acme", SCOPE, "a white sneaker on a beach", REWRITE)
+    assert counting.texts == []  # a put embeds nothing
+    assert cache.lookup("acme", SCOPE, "a red fox in snow") is None  # no entry shares its guard
+    again = cache.lookup("acme", SCOPE, lamp)
+    assert again is not None and again.similarity == 1.0  # the same text: a hit with nothing embedded
+    assert counting.texts == []
+    paraphrase = "a brass desk lamp on the oak table, warm evening light"
+    hit = cache.lookup("acme", SCOPE, paraphrase)
+    assert hit is not None and hit.prompt == lamp and hit.similarity >= 0.94
+    assert counting.texts == [paraphrase, lamp]  # the prompt and its one candidate, in one call
+    assert cache.lookup("acme", SCOPE, paraphrase) is not None
+    assert counting.texts == [paraphrase, lamp]  # both vectors remembered
+    vector = cache.embed(lamp)
+    assert not vector.flags.writeable  # shared between callers: nobody may change it
+    np.testing.assert_allclose(vector, embedder.embed([lamp])[0], atol=1e-6)
+    assert cache.lookup("acme", SCOPE, "a brass desk lamp on an oak table, cold morning light") is None
+    assert counting.texts == [paraphrase, lamp]  # another light is another guard: nothing embedded
+    assert cache.lookup("globex", SCOPE, lamp) is None  # another tenant's entries are never candidates

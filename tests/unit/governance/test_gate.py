@@ -18,7 +18,8 @@ from rendercost.domain.jobs import Job
 from rendercost.domain.specs import Priority, RenderRequest, RenderSpec
 from rendercost.errors import BudgetExceeded, InvalidRequest
 from rendercost.execution.models.catalog import SettingsModelCatalog
-from rendercost.governance.budgets import BudgetStore
+from rendercost.governance.budgets import BudgetStore, count_reservations
+from rendercost.governance.tables import GLOBAL_SCOPE
 from rendercost.ledger.billing import Biller
 from rendercost.queue.sql_store import SqlJobStore
 from rendercost.settings import Settings
@@ -53,6 +54,22 @@ def test_reservation_counts_until_the_job_ends(migrated_engine: Engine) -> None:
     store.cancel(job.id)
     assert budgets.get("acme").reserved == 0
     assert budgets.settle() == 1
+
+
+def test_a_tenant_no_budget_covers_reserves_nothing(migrated_engine: Engine) -> None:
+    budgets = BudgetStore(migrated_engine)
+    budgets.set("acme", "1", "day")
+    store = SqlJobStore(migrated_engine)
+    guard = BudgetGuard(budgets, CostEstimator(migrated_engine, fallback_per_megapixel=Decimal("50")))
+    admission = _admission(store, guard)
+    assert admission.admit(Ticket("globex", REQUEST)).job is not None
+    assert count_reservations(migrated_engine) == 0  # globex has no budget: no estimate, no row
+    assert admission.admit(Ticket("acme", REQUEST)).job is not None
+    assert count_reservations(migrated_engine) == 1
+    budgets.set(GLOBAL_SCOPE, "5", "day")  # the global budget covers globex from now on
+    assert admission.admit(Ticket("globex", REQUEST)).job is not None
+    assert count_reservations(migrated_engine) == 2
+    assert budgets.get(GLOBAL_SCOPE).reserved == Decimal("50") * 64 * 64 / 1_000_000 * 2 * 2
 
 
 def test_refusal_queues_nothing(migrated_engine: Engine) -> None:
