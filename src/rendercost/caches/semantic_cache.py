@@ -86,13 +86,10 @@ class _Group:
         self.matrix = None
 
 
-@dataclass
-class _Shard:
-    by_guard: dict[str, _Group] = field(default_factory=dict)
-
-
 class _VectorMemo:
-    """The last ``size`` texts' vectors (read-only), the missing ones embedded in one call."""
+    """The last ``size`` texts' vectors (read-only), the missing ones embedded in one call. Written
+    here because ``functools.lru_cache`` memoizes one argument per call and cannot take the vectors of
+    several texts from one batched embedder call."""
 
     def __init__(self, embedder: Embedder, size: int = EMBED_MEMO_SIZE) -> None:
         self._embedder = embedder
@@ -140,7 +137,7 @@ class SemanticCache:
         self._clock = clock
         self._on_lookup = on_lookup
         self._lock = threading.Lock()
-        self._shards: dict[tuple[str, str], _Shard] = {}
+        self._groups: dict[tuple[str, str, str], _Group] = {}  # (tenant, scope, guard)
 
     @property
     def enabled(self) -> bool:
@@ -152,7 +149,7 @@ class SemanticCache:
             conn.execute(delete(rewrite_cache).where(rewrite_cache.c.expires_at <= self._clock()))
             rows = conn.execute(select(rewrite_cache).order_by(rewrite_cache.c.created_at)).all()
         with self._lock:
-            self._shards.clear()
+            self._groups.clear()
             for row in rows:
                 vector = None if row.vector is None else np.frombuffer(row.vector, dtype=np.float32)
                 entry = _Entry(row.id, row.prompt, dict(row.rewrite), row.expires_at, vector)
@@ -184,8 +181,7 @@ class SemanticCache:
     ) -> SemanticHit | None:
         guard, now = guard_signature(prompt), self._clock()
         with self._lock:
-            shard = self._shards.get((tenant, scope))
-            group = None if shard is None else shard.by_guard.get(guard)
+            group = self._groups.get((tenant, scope, guard))
             if group is None or group.entries[-1].expires <= now:  # one TTL: the newest expires last
                 return None
             entries, matrix, same_text = list(group.entries), group.matrix, group.by_prompt.get(prompt)
@@ -266,4 +262,4 @@ class SemanticCache:
                 self._index(tenant, scope, guard_signature(prompt)[:GUARD_CHARS], entry)
 
     def _index(self, tenant: str, scope: str, guard: str, entry: _Entry) -> None:
-        self._shards.setdefault((tenant, scope), _Shard()).by_guard.setdefault(guard, _Group()).add(entry)
+        self._groups.setdefault((tenant, scope, guard), _Group()).add(entry)
