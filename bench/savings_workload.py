@@ -80,7 +80,7 @@ class NightRequest:
 
 def _weighted(rng: random.Random, table: tuple[tuple[str, int], ...]) -> str:
     names, weights = zip(*table, strict=True)
-    return rng.choices(names, weights=weights)[0]
+    return str(rng.choices(names, weights=weights)[0])
 
 
 def _earlier(rng: random.Random, requests: list[NightRequest]) -> NightRequest | None:
