@@ -298,9 +298,10 @@ def figures(
 
 @dataclass
 class Started:
-    """One run's server and keys, and what it has replayed so far."""
+    """One run's config, server and keys, and what it has replayed so far."""
 
     name: str
+    config: Path
     server: Server
     night_key: str
     calibration_key: str
@@ -325,7 +326,7 @@ def start(name: str, root: Path, model_dir: Path, args: argparse.Namespace) -> S
             timeout=60,
         )
         put.raise_for_status()
-    return Started(name, server, night_key, calibration_key)
+    return Started(name, config, server, night_key, calibration_key)
 
 
 def interleaved(
@@ -407,7 +408,8 @@ def print_figures(
         ("images/s", naive.images_per_s, optimized.images_per_s),
     )
     for label, a, b in rows:
-        print(f"{label:<24}{float(a):>16.8f}{float(b):>16.8f}{float(b) / float(a) if a else 0.0:>17.1%}")
+        row_ratio = float(b) / float(a) if a else 0.0
+        print(f"{label:<24}{float(a):>16.8f}{float(b):>16.8f}{row_ratio:>17.1%}")
     storage = "storage"
     print(
         f"{'storage share of cost':<24}{share(naive.stage_cost.get(storage, ZERO), naive.cost):>16}"
@@ -480,7 +482,7 @@ def main() -> None:
         finally:
             for started in runs:
                 started.server.stop()
-        tables = [read_solo_table(root / name / "data" / "rendercost.db") for name in RUNS]
+        tables = [read_solo_table(run.config) for run in runs]
     gap, accounting_gap = print_figures(naive, optimized, split_check(*tables), args.gpu_prices)
     if args.json is not None:
         data = {

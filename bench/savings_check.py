@@ -13,7 +13,7 @@ measured gap mixes two things, and this module tells them apart from the two ser
   ledger counted twice or not at all (the running means the savings were priced at as each job settled
   against the final means here, and the night's own solo renders, leave it within a percent or two).
 
-Read after both servers stopped, from their SQLite files.
+Read after both servers stopped, from their databases.
 """
 
 from __future__ import annotations
@@ -22,11 +22,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
-from sqlalchemy import create_engine, select
+from sqlalchemy import select
 
+from rendercost.db.engine import create_db_engine
 from rendercost.domain.costs import DEVICE_STAGES
 from rendercost.domain.money import cost_of_seconds
 from rendercost.ledger.tables import cost_lines, solo_references
+from rendercost.settings import Settings
 
 ASKED_PRESET = "speed"  # what every request of the night asks for
 SoloKey = tuple[int, int, str]  # width, height, stage
@@ -52,8 +54,10 @@ class SoloTable:
         return sum(self.mean(key) or 0.0 for key in self.figures if key[:2] == (width, height))
 
 
-def read_solo_table(database: Path) -> SoloTable:
-    engine = create_engine(f"sqlite:///{database}")
+def read_solo_table(config: Path) -> SoloTable:
+    """The solo table of the server that ``config`` configures (its database, as the server finds it)."""
+    url = Settings(config=config, env_file=None, secrets_dir=None).resolved_database_url
+    engine = create_db_engine(url)
     try:
         with engine.connect() as conn:
             c = solo_references.c
