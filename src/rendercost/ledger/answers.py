@@ -15,6 +15,7 @@ from rendercost.domain.costs import CostLine, Receipt, Stage
 from rendercost.domain.money import ZERO
 from rendercost.domain.specs import RenderRequest
 from rendercost.ledger.pricing import rewrite_lines
+from rendercost.ledger.savings import STORED_FILE_KEYS
 
 
 def answer_receipts(
@@ -34,7 +35,9 @@ def answer_receipts(
 def hit_receipt(payload: Mapping[str, Any], hit_id: str, image_index: int) -> Receipt:
     """The receipt of one image served from the cache: each render stage the paid render billed, at $0
     with its cost as ``cost_avoided``, and nothing else (a hit stores no new bytes). The paid render's
-    prompt rewrite is left out: the cache does not spare it (a rewrite happens before the lookup)."""
+    prompt rewrite is left out: the cache does not spare it (a rewrite happens before the lookup). The
+    storage line keeps the paid file's bytes, days and format: the file whose storing the hit avoided,
+    which its lifecycle and format savings are measured on (``ledger.savings``)."""
     paid = [CostLine.from_dict(line) for line in (payload.get("receipt") or {}).get("lines", [])]
     return Receipt(
         tuple(
@@ -48,9 +51,16 @@ def hit_receipt(payload: Mapping[str, Any], hit_id: str, image_index: int) -> Re
                 batch_id="",
                 batch_size=1,
                 cost_avoided=line.cost,
-                details={"cache": "result", "paid_in_batch": line.batch_id},
+                details={"cache": "result", "paid_in_batch": line.batch_id, **_paid_file(line)},
             )
             for line in paid
             if line.stage != Stage.PROMPT_REWRITE
         )
     )
+
+
+def _paid_file(line: CostLine) -> dict[str, Any]:
+    """What a paid storage line says of its file (``STORED_FILE_KEYS``); nothing for another stage."""
+    if line.stage != Stage.STORAGE:
+        return {}
+    return {key: line.details[key] for key in STORED_FILE_KEYS if key in line.details}

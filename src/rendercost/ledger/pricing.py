@@ -103,8 +103,10 @@ def price_storage(
     backend: str,
     region: str,
     retention_days: int,
+    output_format: str | None = None,
 ) -> CostLine:
-    """The storage line of one image: ``size_bytes`` kept ``retention_days`` days, plus one PUT.
+    """The storage line of one image: ``size_bytes`` kept ``retention_days`` days, plus one PUT; its
+    details name the file's ``output_format`` when given (a format saving is measured on it).
 
     Quantity is GB-months (GB = 2**30 bytes, month = 30 days); cost is quantized once, after adding the
     PUT price, so the line is exact to ``COST_QUANTUM``.
@@ -131,6 +133,7 @@ def price_storage(
             "retention_days": retention_days,
             "puts": 1,
             "put_price_per_1000": str(prices.put_per_1000),
+            **({"format": output_format} if output_format is not None else {}),
         },
     )
 

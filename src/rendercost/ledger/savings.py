@@ -6,6 +6,10 @@ against, so that for every device stage of every image::
 
     cost + cost_avoided + batching + routing  ==  the solo cost of the preset the request asked for
 
+and for every storage line::
+
+    cost + cost_avoided + lifecycle + format  ==  a standard file kept the standard retention
+
 - **batching**: the solo cost of the same spec (model, preset, size, device) minus the line's own cost
   (its batch share; for a result-cache answer, the share the paid render had). The solo cost is the
   measured mean of images of that spec rendered alone (``solo_references``, learned from the ledger's
@@ -16,6 +20,16 @@ against, so that for every device stage of every image::
   of what ran (its own cost when it ran alone). None without a solo sample of the asked-for spec.
 - **lifecycle**: for a storage line kept fewer days than the standard retention, the bytes x the days
   not kept, priced at the line's GB-month price.
+- **format**: for a storage line written in another format than the standard one (PNG: what an image
+  is written as when neither its request nor its class names a format), the mean size of a standard
+  file of the same model and image size (``stored_sizes``, learned from the ledger's own stored files
+  as they complete) minus the line's bytes, x the standard retention, at the line's GB-month price.
+  Signed; None without a standard file of that size yet. Measured over the standard retention, not the
+  days granted, so that lifecycle and format together are the whole difference from a standard file.
+
+A result-cache answer's storage line stored nothing: its ``cost_avoided`` is the paid file's storage
+line, and its lifecycle and format savings are the paid file's (its details carry the paid file's
+bytes, days and format), as its device lines carry the paid render's routing saving.
 
 Pure functions over domain lines (``saving_lines_for``) plus the SQL of the two tables (``SavingsBook``),
 always written in the caller's transaction: only ``billing.Biller`` calls it.
@@ -37,13 +51,15 @@ from rendercost.db.upsert import dialect_insert
 from rendercost.domain.controls import DEFAULT_RETENTION_DAYS
 from rendercost.domain.costs import DEVICE_STAGES, Attribution, CostLine, Stage
 from rendercost.domain.money import cost_of_seconds, quantize
-from rendercost.domain.specs import RenderRequest
+from rendercost.domain.specs import OutputFormat, RenderRequest
 from rendercost.ledger.pricing import BYTES_PER_GB, DAYS_PER_MONTH
-from rendercost.ledger.tables import saving_lines, solo_references
+from rendercost.ledger.tables import saving_lines, solo_references, stored_sizes
 
 ROUTED_FROM_TAG = "routed_from"  # job tag: the preset a request asked for before routing changed it
 STANDARD_RETENTION_DAYS = DEFAULT_RETENTION_DAYS  # what a lifecycle saving is measured against by default
 STANDARD_RETENTION_KEY = "standard_retention_days"  # a storage line's own standard, when it names one
+STANDARD_FORMAT = OutputFormat.PNG  # what a format saving is measured against: the door's default
+STORED_FILE_KEYS = ("bytes", "retention_days", "format")  # a storage line's details about its file
 
 
 class Mechanism(StrEnum):
@@ -52,6 +68,7 @@ class Mechanism(StrEnum):
     ROUTING = "routing"
     BATCHING = "batching"
     LIFECYCLE = "lifecycle"
+    FORMAT = "format"
 
 
 @dataclass(frozen=True)
@@ -90,12 +107,24 @@ class SavingLine:
 
 
 @dataclass(frozen=True)
+class SizeKey:
+    """What a stored file size is kept per: one model, image size and output format."""
+
+    model: str
+    width: int
+    height: int
+    output_format: str
+
+
+@dataclass(frozen=True)
 class References:
-    """The solo figures a job's lines are measured against: of what ran, and of the asked-for preset."""
+    """The figures a job's lines are measured against: the solo figures of what ran and of the
+    asked-for preset, and the mean size of a standard-format file of the job's model and size."""
 
     ran: SoloFigures
     asked: SoloFigures | None = None  # None: the request was not routed
     asked_preset: str = ""
+    standard_bytes: Decimal | None = None  # None: no standard file of this size stored yet
 
 
 def saving_lines_for(
@@ -107,9 +136,7 @@ def saving_lines_for(
         if line.stage in DEVICE_STAGES:
             found.extend(_device_savings(line, refs))
         elif line.stage == Stage.STORAGE:
-            saved = _lifecycle_saving(line, standard_retention_days)
-            if saved is not None:
-                found.append(saved)
+            found.extend(_storage_savings(line, standard_retention_days, refs.standard_bytes))
     return found
 
 
@@ -142,18 +169,31 @@ def _priced(figure: SoloStage | None, line: CostLine) -> Decimal | None:
     return None if figure is None else cost_of_seconds(figure.seconds, line.unit_price)
 
 
-def _lifecycle_saving(line: CostLine, standard_days: int) -> SavingLine | None:
+def _storage_savings(line: CostLine, standard_days: int, standard_bytes: Decimal | None) -> list[SavingLine]:
+    """The lifecycle and format savings of one storage line (none for a line that names no file)."""
     size, granted = line.details.get("bytes"), line.details.get("retention_days")
     if size is None or granted is None:
-        return None  # a cache answer's storage line: nothing stored, nothing kept
+        return []
+    own_bytes, granted_days = int(size), int(granted)
     standard = int(line.details.get(STANDARD_RETENTION_KEY, standard_days))
-    days_not_kept = standard - int(granted)
-    if days_not_kept <= 0:
-        return None
-    gb_months = Decimal(int(size)) / BYTES_PER_GB * Decimal(days_not_kept) / DAYS_PER_MONTH
-    amount = quantize(gb_months * line.unit_price)
-    details = {"bytes": int(size), "retention_days": int(granted), STANDARD_RETENTION_KEY: standard}
-    return _saving(line, Mechanism.LIFECYCLE, amount, line.cost + amount, details)
+    base = {"bytes": own_bytes, "retention_days": granted_days, STANDARD_RETENTION_KEY: standard}
+    reference = line.cost + line.cost_avoided
+    found: list[SavingLine] = []
+    if standard > granted_days:
+        kept_less = quantize(_gb_months(Decimal(own_bytes), standard - granted_days) * line.unit_price)
+        reference += kept_less
+        found.append(_saving(line, Mechanism.LIFECYCLE, kept_less, reference, base))
+    written = line.details.get("format")
+    if written is not None and written != str(STANDARD_FORMAT) and standard_bytes is not None:
+        smaller = quantize(_gb_months(standard_bytes - own_bytes, standard) * line.unit_price)
+        details = {**base, "format": written, "standard_format": str(STANDARD_FORMAT)}
+        details["standard_bytes"] = str(standard_bytes)
+        found.append(_saving(line, Mechanism.FORMAT, smaller, reference + smaller, details))
+    return found
+
+
+def _gb_months(size_bytes: Decimal, days: int) -> Decimal:
+    return size_bytes / BYTES_PER_GB * Decimal(days) / DAYS_PER_MONTH
 
 
 def _saving(
@@ -214,6 +254,7 @@ class SavingsBook:
         refs_of: dict[tuple[SpecKey, str], References] = {}
         rows: list[dict[str, Any]] = []
         learned: dict[tuple[SpecKey, Stage], tuple[int, float]] = {}
+        sizes: dict[SizeKey, tuple[int, int]] = {}
         for item in measured:
             device = next((line.device_type for line in item.lines if line.stage in DEVICE_STAGES), None)
             refs = References({})
@@ -226,23 +267,44 @@ class SavingsBook:
                 refs = refs_of[(key, asked)]
                 if learn:
                     _add_solo_samples(learned, key, item.lines)
+                    _add_stored_sizes(sizes, spec.model, spec.width, spec.height, item.lines)
             found = saving_lines_for(item.lines, refs, standard_retention_days=self.standard_retention_days)
             rows += [_saving_row(line, item.attribution, item.now) for line in found]
         written = self._insert(conn, rows) if rows else 0
+        now = max(item.now for item in measured)
         if learned:
-            self._learn(conn, learned, max(item.now for item in measured))
+            self._learn(conn, learned, now)
+        if sizes:
+            _learn_sizes(conn, sizes, now)
         return written
 
     def solo(self, conn: Connection, key: SpecKey) -> dict[Stage, SoloStage]:
         """The solo figures of ``key``, per stage measured."""
         return _solo_by_preset(conn, key, (key.preset,)).get(key.preset, {})
 
+    def stored_size(self, conn: Connection, key: SizeKey) -> Decimal | None:
+        """The mean size in bytes of the stored files of ``key``; None before the first."""
+        c = stored_sizes.c
+        query = select(c.samples, c.bytes).where(
+            c.model == key.model,
+            c.width == key.width,
+            c.height == key.height,
+            c.output_format == key.output_format,
+        )
+        row = conn.execute(query).first()
+        return None if row is None or row.samples < 1 else Decimal(row.bytes) / Decimal(row.samples)
+
     def _references(self, conn: Connection, key: SpecKey, asked_preset: str) -> References:
-        """The figures of what ran (``key``) and, for a routed request, of the preset it asked for."""
+        """The figures of what ran (``key``), of the preset a routed request asked for, and the mean size
+        of a standard-format file of ``key``'s model and size."""
+        standard = SizeKey(key.model, key.width, key.height, str(STANDARD_FORMAT))
+        standard_bytes = self.stored_size(conn, standard)
         if not asked_preset or asked_preset == key.preset:
-            return References(_solo_by_preset(conn, key, (key.preset,)).get(key.preset, {}))
+            ran = _solo_by_preset(conn, key, (key.preset,)).get(key.preset, {})
+            return References(ran, standard_bytes=standard_bytes)
         found = _solo_by_preset(conn, key, (key.preset, asked_preset))  # one query for both
-        return References(found.get(key.preset, {}), found.get(asked_preset, {}), asked_preset)
+        ran, asked = found.get(key.preset, {}), found.get(asked_preset, {})
+        return References(ran, asked, asked_preset, standard_bytes)
 
     def _insert(self, conn: Connection, rows: list[dict[str, Any]]) -> int:
         keys = ("job_id", "image_index", "stage", "mechanism")
@@ -305,6 +367,45 @@ def _add_solo_samples(
         for stage, seconds in stages.items():
             samples, summed = learned.get((key, stage), (0, 0.0))
             learned[(key, stage)] = (samples + 1, summed + seconds)
+
+
+def _add_stored_sizes(
+    sizes: dict[SizeKey, tuple[int, int]], model: str, width: int, height: int, lines: Sequence[CostLine]
+) -> None:
+    """Add the files ``lines`` stored (storage lines naming their format; a cache answer stored none) to
+    ``sizes``: (model, size, format) -> (files, summed bytes)."""
+    for line in lines:
+        written, size = line.details.get("format"), line.details.get("bytes")
+        if line.stage != Stage.STORAGE or written is None or size is None or "cache" in line.details:
+            continue
+        key = SizeKey(model, width, height, str(written))
+        files, summed = sizes.get(key, (0, 0))
+        sizes[key] = (files + 1, summed + int(size))
+
+
+def _learn_sizes(conn: Connection, sizes: dict[SizeKey, tuple[int, int]], now: datetime) -> None:
+    rows = [
+        {
+            "model": key.model,
+            "width": key.width,
+            "height": key.height,
+            "output_format": key.output_format,
+            "samples": files,
+            "bytes": summed,
+            "updated_at": now,
+        }
+        for key, (files, summed) in sizes.items()
+    ]
+    stmt = dialect_insert(conn, stored_sizes)
+    upsert = stmt.on_conflict_do_update(
+        index_elements=["model", "width", "height", "output_format"],
+        set_={
+            "samples": stored_sizes.c.samples + stmt.excluded.samples,
+            "bytes": stored_sizes.c.bytes + stmt.excluded.bytes,
+            "updated_at": stmt.excluded.updated_at,
+        },
+    )
+    conn.execute(upsert, rows)
 
 
 def _solo_by_preset(

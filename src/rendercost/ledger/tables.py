@@ -6,7 +6,8 @@ is billed exactly once. Money is ``NUMERIC(20, 10)`` (``db.types.Money``): ``Dec
 
 ``saving_lines``: what routing, batching and the storage lifecycle saved on a cost line, against a
 stated reference (``ledger.savings``). ``solo_references``: the measured solo device time per spec and
-stage those references come from.
+stage those references come from. ``stored_sizes``: the measured file size per model, image size and
+output format that a format saving is measured against.
 """
 
 from __future__ import annotations
@@ -107,3 +108,16 @@ solo_references = Table(
     Column("updated_at", UtcDateTime, nullable=False),
     PrimaryKeyConstraint("model", "preset", "width", "height", "device_type", "stage"),
 )  # measured device time of images rendered alone (batch of 1, no stage skipped), per spec and stage
+
+stored_sizes = Table(
+    "stored_sizes",
+    metadata,
+    Column("model", String(256), nullable=False),
+    Column("width", Integer, nullable=False),
+    Column("height", Integer, nullable=False),
+    Column("output_format", String(16), nullable=False),  # domain.specs.OutputFormat
+    Column("samples", Integer, nullable=False),  # stored images measured
+    Column("bytes", BigInteger, nullable=False),  # their file sizes, summed
+    Column("updated_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("model", "width", "height", "output_format"),
+)  # measured size of the stored files (receipt embedded) per model, image size and format

@@ -53,6 +53,7 @@ def test_render_is_stored_in_the_bucket_and_served_through_the_api(
         backend="s3",
         region="us-east-1",
         retention_days=30,
+        output_format="png",
     )
     assert line == expected.to_dict()
     assert line["details"]["backend"] == "s3"  # type: ignore[index]

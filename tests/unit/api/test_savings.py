@@ -1,7 +1,8 @@
 """Savings measured per line, through the real server and the tiny model: a draft routed to Lightning
 carries a routing saving equal to the speed preset's measured solo cost minus its own; its exact repeat
 carries the result cache's saving and the same routing saving; the report shows both and counts renders,
-not lines, as cache hits."""
+not lines, as cache hits; a draft kept a day as WebP saves the days not kept and the bytes a PNG of its
+size would have taken."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from rendercost.domain.jobs import JobState
 from rendercost.domain.money import ZERO, quantize
 from rendercost.ledger.ledger import Ledger
 from rendercost.ledger.pricing import BYTES_PER_GB, DAYS_PER_MONTH
-from rendercost.ledger.savings import STANDARD_RETENTION_DAYS, SavingsBook, SpecKey
+from rendercost.ledger.savings import STANDARD_RETENTION_DAYS, SavingsBook, SizeKey, SpecKey
 from rendercost.ledger.tables import saving_lines
 from rendercost.testing.waiting import wait_for_job
 from tests.fixtures.models import make_tiny_settings
@@ -131,3 +132,47 @@ def test_a_draft_kept_one_day_saves_the_bytes_times_the_days_not_kept(
     expected = quantize(Decimal(int(storage.details["bytes"])) / BYTES_PER_GB * not_kept * storage.unit_price)
     assert _savings(running, draft, "lifecycle") == {"storage": expected}
     assert _savings(running, final, "lifecycle") == {}  # kept the standard 30 days
+
+
+def test_a_draft_written_as_webp_saves_the_bytes_a_png_of_its_size_would_have_taken(
+    server: tuple[EmbeddedServer, TestClient, str],
+) -> None:
+    running, client, key = server
+    ledger = Ledger(running.engine)
+    final = _job(running, client, key, "a ceramic vase on linen", "final")  # PNG: the standard file
+    draft = _job(running, client, key, "a glass bottle on stone", "draft")  # WebP, kept a day
+
+    def storage(job_id: str) -> CostLine:
+        (line,) = [line for line in ledger.lines_for_job(job_id) if line.stage == Stage.STORAGE]
+        return line
+
+    png, webp = storage(final), storage(draft)
+    assert (png.details["format"], webp.details["format"]) == ("png", "webp")
+    assert _savings(running, final, "format") == {}  # written in the standard format
+    standard_months = Decimal(STANDARD_RETENTION_DAYS) / DAYS_PER_MONTH
+    smaller = Decimal(int(png.details["bytes"]) - int(webp.details["bytes"]))
+    expected = quantize(smaller / BYTES_PER_GB * standard_months * webp.unit_price)
+    assert expected > 0
+    assert _savings(running, draft, "format") == {"storage": expected}
+
+    # cost + lifecycle + format is a PNG of the standard size kept the standard days, to the quantum
+    kept_less = _savings(running, draft, "lifecycle")["storage"]
+    put = Decimal(str(webp.details["put_price_per_1000"])) / 1000
+    standard_file = Decimal(int(png.details["bytes"])) / BYTES_PER_GB * standard_months * webp.unit_price
+    assert abs(webp.cost + kept_less + expected - standard_file - put) <= Decimal("3e-10")
+
+    answer = client.post(
+        "/v1/jobs",
+        json={"prompt": "a glass bottle on stone", "size": "64x64", "seed": 11},
+        headers={"Authorization": f"Bearer {key}", "X-Render-Class": "draft"},
+    ).json()
+    assert answer["state"] == "succeeded"  # answered from the exact-result cache
+    repeat = str(answer["id"])
+    hit = storage(repeat)
+    assert hit.cost == ZERO and hit.cost_avoided == webp.cost
+    assert _savings(running, repeat, "format") == {"storage": expected}  # the paid file's
+    assert _savings(running, repeat, "lifecycle") == {"storage": kept_less}
+    with running.engine.connect() as conn:  # the hit stored nothing: one WebP file learned, not two
+        assert SavingsBook().stored_size(conn, SizeKey("default", 64, 64, "webp")) == Decimal(
+            int(webp.details["bytes"])
+        )

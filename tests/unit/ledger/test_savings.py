@@ -1,5 +1,6 @@
 """Saving lines: batching against the measured solo cost of the same spec, routing against the asked-for
-preset's, lifecycle by the days not kept; written once, references learned from solo renders only."""
+preset's, lifecycle by the days not kept, format by the bytes a standard file of the size takes; written
+once, references learned from solo renders and stored files only."""
 
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ from decimal import Decimal
 from sqlalchemy import Engine, func, select
 
 from rendercost.domain.costs import Attribution, CostLine, Stage
-from rendercost.domain.money import ZERO, cost_of_seconds
+from rendercost.domain.money import ZERO, cost_of_seconds, quantize
 from rendercost.domain.specs import RenderRequest, RenderSpec
 from rendercost.ledger.pricing import BYTES_PER_GB
 from rendercost.ledger.savings import (
     Mechanism,
     References,
     SavingsBook,
+    SizeKey,
     SoloStage,
     SpecKey,
     saving_lines_for,
@@ -44,7 +46,7 @@ def _device(
     )
 
 
-def _storage(job: str, size: int, days: int) -> CostLine:
+def _storage(job: str, size: int, days: int, written: str | None = None) -> CostLine:
     return CostLine(
         job_id=job,
         image_index=0,
@@ -55,7 +57,7 @@ def _storage(job: str, size: int, days: int) -> CostLine:
         quantity=Decimal(0),
         cost=Decimal("0.000005"),
         device_type="",
-        details={"bytes": size, "retention_days": days},
+        details={"bytes": size, "retention_days": days, **({"format": written} if written else {})},
     )
 
 
@@ -111,6 +113,47 @@ def test_lifecycle_saves_the_bytes_times_the_days_not_kept() -> None:
     assert saved.mechanism is Mechanism.LIFECYCLE
     assert abs(saved.amount - expected) < Decimal("1e-10")
     assert saving_lines_for([_storage("j", size, 30)], References({})) == []  # kept the standard days
+
+
+def test_format_saves_the_standard_files_extra_bytes_over_the_standard_retention() -> None:
+    png_mean, size = Decimal("5242880.5"), 2 * 2**20
+    refs = References({}, standard_bytes=png_mean)
+    line = _storage("j", size, 1, "webp")
+    found = {saved.mechanism: saved for saved in saving_lines_for([line], refs, standard_retention_days=30)}
+    price = Decimal("0.023")
+    assert found[Mechanism.FORMAT].amount == quantize((png_mean - size) / BYTES_PER_GB * price)
+    assert found[Mechanism.FORMAT].details["standard_bytes"] == "5242880.5"
+    total = line.cost + found[Mechanism.LIFECYCLE].amount + found[Mechanism.FORMAT].amount
+    assert found[Mechanism.FORMAT].reference == total
+    kept = Decimal(size) / BYTES_PER_GB / 30 * price  # what one day of the line's own bytes costs
+    assert abs(total - line.cost - (png_mean / BYTES_PER_GB * price - kept)) < Decimal("3e-10")
+
+    bigger = saving_lines_for([_storage("j", 6 * 2**20, 30, "jpeg")], refs, standard_retention_days=30)
+    assert [saved.mechanism for saved in bigger] == [Mechanism.FORMAT] and bigger[0].amount < 0  # signed
+    assert saving_lines_for([_storage("j", size, 30, "png")], refs) == []  # the standard format
+    assert saving_lines_for([_storage("j", size, 30, "webp")], References({})) == []  # no standard file yet
+
+
+def test_the_book_learns_stored_sizes_per_format_but_not_from_cache_answers(migrated_engine: Engine) -> None:
+    book = SavingsBook()
+    speed = Attribution("acme", "default", "speed", "interactive", {})
+    device = [_device("p", Stage.DENOISE, 2.0)]
+    with migrated_engine.begin() as conn:
+        for job, size in (("p1", 1000), ("p2", 2001)):
+            lines = [*device, _storage(job, size, 30, "png")]
+            book.record(conn, lines, _request("speed"), speed, now=NOW, learn=True)
+        hit = _storage("h", 9000, 30, "png")
+        hit = CostLine(**{**hit.__dict__, "details": {**hit.details, "cache": "result"}})
+        book.record(conn, [*device, hit], _request("speed"), speed, now=NOW, learn=True)
+        webp = [*device, _storage("w", 400, 1, "webp")]
+        book.record(conn, webp, _request("speed"), speed, now=NOW, learn=True)
+        assert book.stored_size(conn, SizeKey("default", 64, 64, "png")) == Decimal("1500.5")
+        assert book.stored_size(conn, SizeKey("default", 64, 64, "webp")) == Decimal(400)
+        assert book.stored_size(conn, SizeKey("default", 32, 32, "png")) is None
+        c = saving_lines.c
+        query = select(c.amount).where(c.job_id == "w", c.mechanism == "format")
+        (amount,) = conn.execute(query).scalars().all()  # measured against the two PNGs before it
+    assert amount == quantize((Decimal("1500.5") - 400) / BYTES_PER_GB * Decimal("0.023"))
 
 
 def test_solo_samples_skip_batched_images_cache_answers_and_skipped_stages() -> None:

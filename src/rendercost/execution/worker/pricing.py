@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from rendercost.domain.batch import BatchItem, BatchPlan, RenderResult
 from rendercost.domain.costs import CostLine, PricingModel
+from rendercost.domain.specs import OutputFormat
 from rendercost.ledger.catalog import PriceCatalog
 from rendercost.ledger.pricing import price_batch, price_storage
 from rendercost.settings import Settings
@@ -54,9 +55,11 @@ class WorkerPricing:
             avoided_seconds=result.avoided_seconds,
         )
 
-    def storage_line(self, item: BatchItem, size_bytes: int, retention_days: int) -> CostLine:
-        """The storage line of one stored image of ``size_bytes``, kept the ``retention_days`` its
-        request was granted at admission (``RenderRequest.retention.granted_days``)."""
+    def storage_line(
+        self, item: BatchItem, size_bytes: int, retention_days: int, output_format: OutputFormat
+    ) -> CostLine:
+        """The storage line of one stored image of ``size_bytes`` written as ``output_format``, kept the
+        ``retention_days`` its request was granted at admission (``RenderRequest.retention.granted_days``)."""
         return price_storage(
             item.job_id,
             item.image_index,
@@ -65,4 +68,5 @@ class WorkerPricing:
             backend=self.storage_backend,
             region=self.region,
             retention_days=retention_days,
+            output_format=str(output_format),
         )

@@ -205,8 +205,9 @@ class Settler:
         iterated to a fixed point (it settles in two rounds)."""
         size = len(rendered.data)
         spec = replace(rendered.item.spec, seed=rendered.seed)
+        output_format = OutputFormat.from_media_type(rendered.media_type)
         for _ in range(EMBED_ROUNDS):
-            storage = self._pricing.storage_line(rendered.item, size, retention_days)
+            storage = self._pricing.storage_line(rendered.item, size, retention_days, output_format)
             receipt = Receipt((*priced_lines, storage))
             data = self._embed(
                 rendered.data,
@@ -216,8 +217,8 @@ class Settler:
             if len(data) == size:
                 break
             size = len(data)
-        suffix = OutputFormat.from_media_type(rendered.media_type).suffix
-        return self._artifacts.put(data, media_type=rendered.media_type, suffix=suffix), receipt
+        ref = self._artifacts.put(data, media_type=rendered.media_type, suffix=output_format.suffix)
+        return ref, receipt
 
     def _settle_all(self, attempts: Sequence[Attempt]) -> None:
         """Complete the jobs one batch finished, in one transaction (``Biller.complete_many``): fewer
