@@ -28,7 +28,7 @@ def test_a_short_night_replays_naive_and_optimized(tmp_path: Path) -> None:
     assert naive["states"] == {"succeeded": 20} and optimized["states"] == {"succeeded": 20}
     assert Decimal(optimized["cost_usd"]) < Decimal(naive["cost_usd"])
     saved = sum((Decimal(v) for v in optimized["savings_usd"].values()), Decimal(0))
-    assert {"routing", "lifecycle"} <= set(optimized["savings_usd"])
+    assert {"routing", "lifecycle", "format"} <= set(optimized["savings_usd"])
     # 20 requests measure the machine's drift between the two servers as much as the savings: the
     # measured gap reached 11% here (solo means of a few renders that scatter by 12-16%). Re-timing the
     # naive renders at the optimized server's solo means takes the drift out; what is left (-2.1% here,
