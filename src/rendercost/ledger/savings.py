@@ -31,21 +31,21 @@ A result-cache answer's storage line stored nothing: its ``cost_avoided`` is the
 line, and its lifecycle and format savings are the paid file's (its details carry the paid file's
 bytes, days and format), as its device lines carry the paid render's routing saving.
 
-Pure functions over domain lines (``saving_lines_for``) plus the SQL of the two tables (``SavingsBook``),
-always written in the caller's transaction: only ``billing.Biller`` calls it.
+Pure functions over domain lines (``saving_lines_for``) plus ``SavingsBook``, which reads the references
+(``ledger.references``), writes the saving lines and learns from the lines it measured, always in the
+caller's transaction: only ``billing.Biller`` calls it.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from rendercost.db.upsert import dialect_insert
 from rendercost.domain.controls import DEFAULT_RETENTION_DAYS
@@ -53,7 +53,16 @@ from rendercost.domain.costs import DEVICE_STAGES, Attribution, CostLine, Stage
 from rendercost.domain.money import cost_of_seconds, quantize
 from rendercost.domain.specs import OutputFormat, RenderRequest
 from rendercost.ledger.pricing import BYTES_PER_GB, DAYS_PER_MONTH
-from rendercost.ledger.tables import saving_lines, solo_references, stored_sizes
+from rendercost.ledger.references import (
+    Learning,
+    SizeKey,
+    SoloFigures,
+    SoloStage,
+    SpecKey,
+    solo_by_preset,
+    stored_size,
+)
+from rendercost.ledger.tables import saving_lines
 
 ROUTED_FROM_TAG = "routed_from"  # job tag: the preset a request asked for before routing changed it
 STANDARD_RETENTION_DAYS = DEFAULT_RETENTION_DAYS  # what a lifecycle saving is measured against by default
@@ -72,28 +81,6 @@ class Mechanism(StrEnum):
 
 
 @dataclass(frozen=True)
-class SpecKey:
-    """What a solo reference is kept per: one model, preset and size on one device."""
-
-    model: str
-    preset: str
-    width: int
-    height: int
-    device_type: str
-
-
-@dataclass(frozen=True)
-class SoloStage:
-    """The measured solo device time of one stage of one spec: the mean and how many images it is of."""
-
-    seconds: float
-    samples: int
-
-
-SoloFigures = Mapping[Stage, SoloStage]
-
-
-@dataclass(frozen=True)
 class SavingLine:
     """One mechanism's saving on one cost line."""
 
@@ -104,16 +91,6 @@ class SavingLine:
     amount: Decimal  # USD saved (signed)
     reference: Decimal  # USD the line is measured against
     details: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class SizeKey:
-    """What a stored file size is kept per: one model, image size and output format."""
-
-    model: str
-    width: int
-    height: int
-    output_format: str
 
 
 @dataclass(frozen=True)
@@ -183,13 +160,19 @@ def _storage_savings(line: CostLine, standard_days: int, standard_bytes: Decimal
         kept_less = quantize(_gb_months(Decimal(own_bytes), standard - granted_days) * line.unit_price)
         reference += kept_less
         found.append(_saving(line, Mechanism.LIFECYCLE, kept_less, reference, base))
-    written = line.details.get("format")
-    if written is not None and written != str(STANDARD_FORMAT) and standard_bytes is not None:
+    if _written_as_other(line) and standard_bytes is not None:
+        written = line.details["format"]
         smaller = quantize(_gb_months(standard_bytes - own_bytes, standard) * line.unit_price)
         details = {**base, "format": written, "standard_format": str(STANDARD_FORMAT)}
         details["standard_bytes"] = str(standard_bytes)
         found.append(_saving(line, Mechanism.FORMAT, smaller, reference + smaller, details))
     return found
+
+
+def _written_as_other(line: CostLine) -> bool:
+    """Whether ``line`` is a storage line naming a file in another format than the standard one."""
+    written = line.details.get("format")
+    return line.stage == Stage.STORAGE and written is not None and written != str(STANDARD_FORMAT)
 
 
 def _gb_months(size_bytes: Decimal, days: int) -> Decimal:
@@ -200,22 +183,6 @@ def _saving(
     line: CostLine, mechanism: Mechanism, amount: Decimal, reference: Decimal, details: dict[str, Any]
 ) -> SavingLine:
     return SavingLine(line.job_id, line.image_index, line.stage, mechanism, amount, reference, details)
-
-
-def solo_samples(lines: Sequence[CostLine]) -> dict[int, dict[Stage, float]]:
-    """Per image rendered alone (every device line in a batch of 1, no cache answer), the device-seconds
-    of each stage it really ran (a skipped stage teaches nothing)."""
-    by_image: dict[int, list[CostLine]] = defaultdict(list)
-    for line in lines:
-        if line.stage in DEVICE_STAGES:
-            by_image[line.image_index].append(line)
-    found: dict[int, dict[Stage, float]] = {}
-    for index, device in by_image.items():
-        if all(line.batch_size == 1 and line.details.get("cache") is None for line in device):
-            found[index] = {
-                line.stage: line.device_seconds for line in device if "skipped" not in line.details
-            }
-    return found
 
 
 @dataclass(frozen=True)
@@ -251,10 +218,9 @@ class SavingsBook:
     def record_many(self, conn: Connection, measured: Sequence[Measured], *, learn: bool = False) -> int:
         """``record`` for several jobs (one batch's) in one statement per table: every job is measured
         against the references as they were before any of them is learned."""
-        refs_of: dict[tuple[SpecKey, str], References] = {}
+        refs_of: dict[tuple[SpecKey, str, bool], References] = {}
         rows: list[dict[str, Any]] = []
-        learned: dict[tuple[SpecKey, Stage], tuple[int, float]] = {}
-        sizes: dict[SizeKey, tuple[int, int]] = {}
+        learning = Learning()
         for item in measured:
             device = next((line.device_type for line in item.lines if line.stage in DEVICE_STAGES), None)
             refs = References({})
@@ -262,47 +228,36 @@ class SavingsBook:
                 spec = item.request.spec
                 key = SpecKey(spec.model, spec.preset, spec.width, spec.height, device)
                 asked = item.attribution.tags.get(ROUTED_FROM_TAG, "")
-                if (key, asked) not in refs_of:
-                    refs_of[(key, asked)] = self._references(conn, key, asked)
-                refs = refs_of[(key, asked)]
+                sized = any(_written_as_other(line) for line in item.lines)
+                if (key, asked, sized) not in refs_of:
+                    refs_of[(key, asked, sized)] = self._references(conn, key, asked, sized=sized)
+                refs = refs_of[(key, asked, sized)]
                 if learn:
-                    _add_solo_samples(learned, key, item.lines)
-                    _add_stored_sizes(sizes, spec.model, spec.width, spec.height, item.lines)
+                    learning.add(key, item.lines)
             found = saving_lines_for(item.lines, refs, standard_retention_days=self.standard_retention_days)
             rows += [_saving_row(line, item.attribution, item.now) for line in found]
         written = self._insert(conn, rows) if rows else 0
-        now = max(item.now for item in measured)
-        if learned:
-            self._learn(conn, learned, now)
-        if sizes:
-            _learn_sizes(conn, sizes, now)
+        learning.write(conn, max(item.now for item in measured))
         return written
 
     def solo(self, conn: Connection, key: SpecKey) -> dict[Stage, SoloStage]:
         """The solo figures of ``key``, per stage measured."""
-        return _solo_by_preset(conn, key, (key.preset,)).get(key.preset, {})
+        return solo_by_preset(conn, key, (key.preset,)).get(key.preset, {})
 
     def stored_size(self, conn: Connection, key: SizeKey) -> Decimal | None:
         """The mean size in bytes of the stored files of ``key``; None before the first."""
-        c = stored_sizes.c
-        query = select(c.samples, c.bytes).where(
-            c.model == key.model,
-            c.width == key.width,
-            c.height == key.height,
-            c.output_format == key.output_format,
-        )
-        row = conn.execute(query).first()
-        return None if row is None or row.samples < 1 else Decimal(row.bytes) / Decimal(row.samples)
+        return stored_size(conn, key)
 
-    def _references(self, conn: Connection, key: SpecKey, asked_preset: str) -> References:
-        """The figures of what ran (``key``), of the preset a routed request asked for, and the mean size
-        of a standard-format file of ``key``'s model and size."""
+    def _references(self, conn: Connection, key: SpecKey, asked_preset: str, *, sized: bool) -> References:
+        """The figures of what ran (``key``), of the preset a routed request asked for, and (``sized``:
+        the job wrote a file in another format than the standard one) the mean size of a standard file
+        of ``key``'s model and size."""
         standard = SizeKey(key.model, key.width, key.height, str(STANDARD_FORMAT))
-        standard_bytes = self.stored_size(conn, standard)
+        standard_bytes = stored_size(conn, standard) if sized else None
         if not asked_preset or asked_preset == key.preset:
-            ran = _solo_by_preset(conn, key, (key.preset,)).get(key.preset, {})
+            ran = solo_by_preset(conn, key, (key.preset,)).get(key.preset, {})
             return References(ran, standard_bytes=standard_bytes)
-        found = _solo_by_preset(conn, key, (key.preset, asked_preset))  # one query for both
+        found = solo_by_preset(conn, key, (key.preset, asked_preset))  # one query for both
         ran, asked = found.get(key.preset, {}), found.get(asked_preset, {})
         return References(ran, asked, asked_preset, standard_bytes)
 
@@ -310,34 +265,6 @@ class SavingsBook:
         keys = ("job_id", "image_index", "stage", "mechanism")
         stmt = dialect_insert(conn, saving_lines).on_conflict_do_nothing(index_elements=list(keys))
         return len(conn.execute(stmt.returning(saving_lines.c.id), rows).all())
-
-    def _learn(
-        self, conn: Connection, learned: dict[tuple[SpecKey, Stage], tuple[int, float]], now: datetime
-    ) -> None:
-        rows = [
-            {
-                "model": key.model,
-                "preset": key.preset,
-                "width": key.width,
-                "height": key.height,
-                "device_type": key.device_type,
-                "stage": str(stage),
-                "samples": samples,
-                "seconds": seconds,
-                "updated_at": now,
-            }
-            for (key, stage), (samples, seconds) in learned.items()
-        ]
-        stmt = dialect_insert(conn, solo_references)
-        upsert = stmt.on_conflict_do_update(
-            index_elements=["model", "preset", "width", "height", "device_type", "stage"],
-            set_={
-                "samples": solo_references.c.samples + stmt.excluded.samples,
-                "seconds": solo_references.c.seconds + stmt.excluded.seconds,
-                "updated_at": stmt.excluded.updated_at,
-            },
-        )
-        conn.execute(upsert, rows)  # one executemany; one row per (spec, stage), so none meets itself
 
 
 def _saving_row(line: SavingLine, attribution: Attribution, now: datetime) -> dict[str, Any]:
@@ -356,72 +283,3 @@ def _saving_row(line: SavingLine, attribution: Attribution, now: datetime) -> di
         "tags": dict(attribution.tags),
         "created_at": now,
     }
-
-
-def _add_solo_samples(
-    learned: dict[tuple[SpecKey, Stage], tuple[int, float]], key: SpecKey, lines: Sequence[CostLine]
-) -> None:
-    """Add the solo images of ``lines`` (rendered as ``key``) to ``learned``: (spec, stage) ->
-    (samples, summed seconds)."""
-    for stages in solo_samples(lines).values():
-        for stage, seconds in stages.items():
-            samples, summed = learned.get((key, stage), (0, 0.0))
-            learned[(key, stage)] = (samples + 1, summed + seconds)
-
-
-def _add_stored_sizes(
-    sizes: dict[SizeKey, tuple[int, int]], model: str, width: int, height: int, lines: Sequence[CostLine]
-) -> None:
-    """Add the files ``lines`` stored (storage lines naming their format; a cache answer stored none) to
-    ``sizes``: (model, size, format) -> (files, summed bytes)."""
-    for line in lines:
-        written, size = line.details.get("format"), line.details.get("bytes")
-        if line.stage != Stage.STORAGE or written is None or size is None or "cache" in line.details:
-            continue
-        key = SizeKey(model, width, height, str(written))
-        files, summed = sizes.get(key, (0, 0))
-        sizes[key] = (files + 1, summed + int(size))
-
-
-def _learn_sizes(conn: Connection, sizes: dict[SizeKey, tuple[int, int]], now: datetime) -> None:
-    rows = [
-        {
-            "model": key.model,
-            "width": key.width,
-            "height": key.height,
-            "output_format": key.output_format,
-            "samples": files,
-            "bytes": summed,
-            "updated_at": now,
-        }
-        for key, (files, summed) in sizes.items()
-    ]
-    stmt = dialect_insert(conn, stored_sizes)
-    upsert = stmt.on_conflict_do_update(
-        index_elements=["model", "width", "height", "output_format"],
-        set_={
-            "samples": stored_sizes.c.samples + stmt.excluded.samples,
-            "bytes": stored_sizes.c.bytes + stmt.excluded.bytes,
-            "updated_at": stmt.excluded.updated_at,
-        },
-    )
-    conn.execute(upsert, rows)
-
-
-def _solo_by_preset(
-    conn: Connection, key: SpecKey, presets: Sequence[str]
-) -> dict[str, dict[Stage, SoloStage]]:
-    """The solo figures of ``key``'s spec at each of ``presets``: preset -> stage -> figures."""
-    c = solo_references.c
-    query = select(c.preset, c.stage, c.samples, c.seconds).where(
-        c.model == key.model,
-        c.preset.in_(presets),
-        c.width == key.width,
-        c.height == key.height,
-        c.device_type == key.device_type,
-    )
-    found: dict[str, dict[Stage, SoloStage]] = {}
-    for preset, stage, samples, seconds in conn.execute(query):
-        if samples > 0:
-            found.setdefault(preset, {})[Stage(stage)] = SoloStage(seconds / samples, samples)
-    return found

@@ -23,7 +23,8 @@ from rendercost.domain.jobs import JobState
 from rendercost.domain.money import ZERO, quantize
 from rendercost.ledger.ledger import Ledger
 from rendercost.ledger.pricing import BYTES_PER_GB, DAYS_PER_MONTH
-from rendercost.ledger.savings import STANDARD_RETENTION_DAYS, SavingsBook, SizeKey, SpecKey
+from rendercost.ledger.references import SizeKey, SpecKey
+from rendercost.ledger.savings import STANDARD_RETENTION_DAYS, SavingsBook
 from rendercost.ledger.tables import saving_lines
 from rendercost.testing.waiting import wait_for_job
 from tests.fixtures.models import make_tiny_settings
@@ -50,6 +51,15 @@ def _job(server: EmbeddedServer, client: TestClient, key: str, prompt: str, rend
     job = wait_for_job(lambda: server.services.store.get(job_id), what=f"job {job_id}", timeout_s=120)
     assert job.state is JobState.SUCCEEDED, job.last_error
     return job_id
+
+
+def _cache_answer(client: TestClient, key: str, prompt: str, render_class: str) -> str:
+    """The id of an exact repeat of a ``_job`` request, answered from the exact-result cache at once."""
+    headers = {"Authorization": f"Bearer {key}", "X-Render-Class": render_class}
+    body = {"prompt": prompt, "size": "64x64", "seed": 11}
+    answer = client.post("/v1/jobs", json=body, headers=headers).json()
+    assert answer["state"] == "succeeded"  # answered from the exact-result cache
+    return str(answer["id"])
 
 
 def _device(lines: list[CostLine]) -> list[CostLine]:
@@ -89,16 +99,11 @@ def test_a_routed_draft_saves_the_speed_cost_minus_its_own(
     assert sum(routing.values(), ZERO) > 0
     assert _savings(running, draft, "batching") == {}  # rendered alone
 
-    repeat = client.post(
-        "/v1/jobs",
-        json={"prompt": "a leather wallet on oak, window light", "size": "64x64", "seed": 11},
-        headers={"Authorization": f"Bearer {key}", "X-Render-Class": "draft"},
-    ).json()
-    assert repeat["state"] == "succeeded"  # answered from the exact-result cache
-    hit_lines = _device(ledger.lines_for_job(repeat["id"]))
+    repeat = _cache_answer(client, key, "a leather wallet on oak, window light", "draft")
+    hit_lines = _device(ledger.lines_for_job(repeat))
     assert sum((line.cost for line in hit_lines), ZERO) == 0
-    assert _savings(running, repeat["id"], "routing") == routing  # same spec, same references
-    assert _savings(running, repeat["id"], "batching") == {}  # the paid render ran alone
+    assert _savings(running, repeat, "routing") == routing  # same spec, same references
+    assert _savings(running, repeat, "batching") == {}  # the paid render ran alone
 
     report = client.get("/v1/costs?by=class", headers={"Authorization": f"Bearer {key}"}).json()
     rows = {row["class"]: row for row in report["rows"]}
@@ -161,13 +166,7 @@ def test_a_draft_written_as_webp_saves_the_bytes_a_png_of_its_size_would_have_ta
     standard_file = Decimal(int(png.details["bytes"])) / BYTES_PER_GB * standard_months * webp.unit_price
     assert abs(webp.cost + kept_less + expected - standard_file - put) <= Decimal("3e-10")
 
-    answer = client.post(
-        "/v1/jobs",
-        json={"prompt": "a glass bottle on stone", "size": "64x64", "seed": 11},
-        headers={"Authorization": f"Bearer {key}", "X-Render-Class": "draft"},
-    ).json()
-    assert answer["state"] == "succeeded"  # answered from the exact-result cache
-    repeat = str(answer["id"])
+    repeat = _cache_answer(client, key, "a glass bottle on stone", "draft")
     hit = storage(repeat)
     assert hit.cost == ZERO and hit.cost_avoided == webp.cost
     assert _savings(running, repeat, "format") == {"storage": expected}  # the paid file's

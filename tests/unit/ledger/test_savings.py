@@ -13,16 +13,8 @@ from rendercost.domain.costs import Attribution, CostLine, Stage
 from rendercost.domain.money import ZERO, cost_of_seconds, quantize
 from rendercost.domain.specs import RenderRequest, RenderSpec
 from rendercost.ledger.pricing import BYTES_PER_GB
-from rendercost.ledger.savings import (
-    Mechanism,
-    References,
-    SavingsBook,
-    SizeKey,
-    SoloStage,
-    SpecKey,
-    saving_lines_for,
-    solo_samples,
-)
+from rendercost.ledger.references import SizeKey, SoloStage, SpecKey, solo_samples
+from rendercost.ledger.savings import Mechanism, References, SavingsBook, saving_lines_for
 from rendercost.ledger.tables import saving_lines
 
 PRICE = Decimal("2.5")  # USD per device-hour
